@@ -1,0 +1,116 @@
+//! DTMF digit detection for the three ways phones send key presses:
+//! RFC 4733 telephone-events, SIP INFO bodies and in-band tones.
+//!
+//! Every detector is a sans-IO state machine: packets or samples in,
+//! [`DigitEvent`]s out.
+
+/// A DTMF key (RFC 4733 §3.2 event codes 0–15).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Digit {
+    D0,
+    D1,
+    D2,
+    D3,
+    D4,
+    D5,
+    D6,
+    D7,
+    D8,
+    D9,
+    Star,
+    Pound,
+    A,
+    B,
+    C,
+    D,
+}
+
+impl Digit {
+    /// All sixteen keys in RFC 4733 event-code order.
+    pub const ALL: [Digit; 16] = [
+        Digit::D0,
+        Digit::D1,
+        Digit::D2,
+        Digit::D3,
+        Digit::D4,
+        Digit::D5,
+        Digit::D6,
+        Digit::D7,
+        Digit::D8,
+        Digit::D9,
+        Digit::Star,
+        Digit::Pound,
+        Digit::A,
+        Digit::B,
+        Digit::C,
+        Digit::D,
+    ];
+
+    /// The digit for an RFC 4733 §3.2 event code (0–9, 10 = `*`, 11 = `#`, 12–15 = A–D).
+    pub fn from_event_code(code: u8) -> Option<Digit> {
+        Digit::ALL.get(usize::from(code)).copied()
+    }
+
+    /// The RFC 4733 §3.2 event code of this digit.
+    pub fn event_code(self) -> u8 {
+        self as u8
+    }
+
+    /// Parses a key as written in dial strings and INFO bodies (`0-9`, `*`, `#`, `A-D`, any case).
+    pub fn from_char(c: char) -> Option<Digit> {
+        match c {
+            '0'..='9' => Digit::from_event_code(c as u8 - b'0'),
+            '*' => Some(Digit::Star),
+            '#' => Some(Digit::Pound),
+            'A'..='D' => Digit::from_event_code(c as u8 - b'A' + 12),
+            'a'..='d' => Digit::from_event_code(c as u8 - b'a' + 12),
+            _ => None,
+        }
+    }
+
+    /// The key as a character.
+    pub fn as_char(self) -> char {
+        b"0123456789*#ABCD"[self as usize] as char
+    }
+
+    /// The numeric value for `0`–`9`, `None` for the other keys.
+    pub fn decimal(self) -> Option<u8> {
+        let c = self as u8;
+        (c < 10).then_some(c)
+    }
+}
+
+impl std::fmt::Display for Digit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.as_char())
+    }
+}
+
+/// How a digit reached the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DtmfSource {
+    /// RFC 4733 telephone-event in the RTP stream.
+    Rfc4733,
+    /// SIP INFO with `application/dtmf-relay` or `application/dtmf`.
+    Info,
+    /// Tones in the audio, found by the in-band detector.
+    InBand,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_codes_round_trip() {
+        for d in Digit::ALL {
+            assert_eq!(Digit::from_event_code(d.event_code()), Some(d));
+            assert_eq!(Digit::from_char(d.as_char()), Some(d));
+        }
+        assert_eq!(Digit::from_event_code(16), None);
+        assert_eq!(Digit::from_char('x'), None);
+        assert_eq!(Digit::from_char('b'), Some(Digit::B));
+        assert_eq!(Digit::D7.decimal(), Some(7));
+        assert_eq!(Digit::Pound.decimal(), None);
+    }
+}

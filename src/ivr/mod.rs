@@ -1,0 +1,1 @@
+//! The auto attendant: call flow, digit collection and guessing defence.

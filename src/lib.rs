@@ -1,0 +1,30 @@
+//! dialgate: a telephony dial-in gateway.
+//!
+//! Callers reach a dial-in number over a SIP trunk, an auto attendant asks
+//! for the meeting's conference ID, the digits are collected (RFC 4733,
+//! SIP INFO or in-band tones), the conference-ID directory decides, and a
+//! valid caller is routed into the meeting bridge.
+//!
+//! # Layout
+//! ```text
+//! config        typed configuration, validation, defaults
+//! sip/          SIP message parser/serialiser, URIs, SDP, transactions
+//!               (RFC 3261 §17), dialogs, the sans-IO user agent core
+//!               and the UDP/TCP transport shells
+//! media/        G.711, RTP sessions, prompts, the shared pacer, RTP port pool
+//! dtmf/         digit detectors: RFC 4733, SIP INFO bodies, in-band tones
+//! ivr/          the auto attendant call flow, digit collection, guessing defence
+//! directory/    ConferenceId, the lock-free index, durable store, service rules
+//! admin/        HTTP admin API and its CLI client
+//! ```
+//!
+//! Every protocol core is sans-IO: input in, actions out, `now` passed in.
+//! The tokio shells only move bytes and sleep until the next deadline.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod directory;
+pub mod dtmf;
+pub mod ivr;
+pub mod media;
+pub mod sip;
