@@ -4,6 +4,8 @@
 //! The call path only ever asks [`DirectoryLookup::lookup`]; operators
 //! change the directory through the service layer (admin API / CLI).
 
+pub mod service;
+
 use std::sync::Arc;
 
 /// A validated conference ID: digits only, of the length configured for
@@ -106,6 +108,21 @@ impl ConferenceId {
 impl std::fmt::Display for ConferenceId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:0width$}", self.value, width = usize::from(self.len))
+    }
+}
+
+/// Serialised as its digit string (leading zeros kept).
+impl serde::Serialize for ConferenceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Deserialised from a digit string; the length is taken from the string.
+impl<'de> serde::Deserialize<'de> for ConferenceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        ConferenceId::parse(&s, s.len()).map_err(serde::de::Error::custom)
     }
 }
 
