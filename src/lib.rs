@@ -22,9 +22,11 @@
 //! The tokio shells only move bytes and sleep until the next deadline.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod directory;
 pub mod dtmf;
 pub mod ivr;
 pub mod media;
+pub mod notify;
 pub mod sip;

@@ -1,1 +1,10 @@
-//! SIP: messages, URIs, SDP, transactions, dialogs and the user agent core.
+//! SIP (RFC 3261): messages, URIs, SDP, transactions, dialogs, the user
+//! agent core and the transport shells.
+
+pub mod dialog;
+pub mod message;
+pub mod sdp;
+pub mod transaction;
+pub mod transport;
+pub mod ua;
+pub mod uri;

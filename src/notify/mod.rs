@@ -1,0 +1,1 @@
+//! Email notices with a durable outbox.

@@ -1,0 +1,1 @@
+//! UDP and TCP transport shells (RFC 3261 §18).
