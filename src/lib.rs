@@ -29,4 +29,5 @@ pub mod dtmf;
 pub mod ivr;
 pub mod media;
 pub mod notify;
+pub mod server;
 pub mod sip;

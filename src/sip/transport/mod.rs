@@ -1,1 +1,110 @@
 //! UDP and TCP transport shells (RFC 3261 §18).
+//!
+//! The shells only move bytes: each received datagram or framed TCP
+//! message becomes an [`Inbound`] for the user agent core, and every
+//! [`Transmit`] the core produces is written to the socket or connection
+//! it names. Framing of the TCP byte stream follows §18.3 (Content-Length).
+
+pub mod tcp;
+pub mod udp;
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+/// The transport a message travelled over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Datagrams (§18.1.1, §18.2.1).
+    Udp,
+    /// A byte stream framed by Content-Length (§18.3).
+    Tcp,
+}
+
+impl Transport {
+    /// The transport token used in Via and Contact (`UDP`, `TCP`).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+
+    /// The lowercase form used in a URI's `transport=` parameter.
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.via_token())
+    }
+}
+
+/// Identifies one accepted TCP connection for the life of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// What a transport hands to the driver.
+#[derive(Debug)]
+pub enum Inbound {
+    /// One whole SIP message (a datagram, or one framed TCP message).
+    Message {
+        /// Transport it came over.
+        transport: Transport,
+        /// Our address it arrived at.
+        local: SocketAddr,
+        /// The peer's address.
+        remote: SocketAddr,
+        /// The connection, for TCP.
+        conn: Option<ConnId>,
+        /// The raw message.
+        bytes: Bytes,
+    },
+    /// A TCP peer sent more than the message size ceiling without a whole
+    /// message; `head` is what was buffered. The connection is closed after
+    /// any answer (§18.3 leaves no way to resynchronise the stream).
+    Oversized {
+        /// Our address.
+        local: SocketAddr,
+        /// The peer's address.
+        remote: SocketAddr,
+        /// The connection.
+        conn: ConnId,
+        /// The buffered start of the stream.
+        head: Bytes,
+    },
+    /// A TCP connection was accepted; `writer` takes bytes to send on it.
+    Connected {
+        /// The connection.
+        conn: ConnId,
+        /// The peer's address.
+        remote: SocketAddr,
+        /// Queue of outgoing bytes; dropping it closes the connection.
+        writer: tokio::sync::mpsc::Sender<Bytes>,
+    },
+    /// A TCP connection ended.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// One message for the transports to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Transport to use.
+    pub transport: Transport,
+    /// Our address to send from (selects the UDP socket).
+    pub local: SocketAddr,
+    /// Where to send.
+    pub remote: SocketAddr,
+    /// For TCP, the connection to write to.
+    pub conn: Option<ConnId>,
+    /// The serialised message.
+    pub bytes: Bytes,
+}
