@@ -51,7 +51,7 @@ impl ServerSettings {
             listen: sip
                 .listen
                 .iter()
-                .map(|l| (Transport::from(l.transport), l.addr))
+                .map(|l| (l.transport, l.addr))
                 .collect(),
             ua: UaSettings::from_config(config),
             rtp_bind_address: config.rtp.bind_address,
@@ -293,10 +293,10 @@ impl Driver {
                 UaEvent::CallStarted { call_id, rtp, .. } => {
                     tracing::debug!(%call_id, rtp_port = rtp.rtp(), "call media ready");
                 }
-                UaEvent::CallEnded { call_id, reason } => {
+                UaEvent::CallEnded { call_id, reason, .. } => {
                     tracing::debug!(%call_id, ?reason, "call ended");
                 }
-                UaEvent::Info { .. } => {}
+                UaEvent::Info { .. } | UaEvent::MediaChanged { .. } => {}
             }
         }
         let snapshot = ServerStats {
@@ -381,11 +381,12 @@ impl BoundPorts {
         let rtp = UdpSocket::from_std(rtp)?;
         let rtcp = UdpSocket::from_std(rtcp)?;
         Ok(tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
+            let mut rtp_buf = vec![0u8; 2048];
+            let mut rtcp_buf = vec![0u8; 2048];
             loop {
                 tokio::select! {
-                    r = rtp.recv_from(&mut buf) => if r.is_err() { tokio::task::yield_now().await },
-                    r = rtcp.recv_from(&mut buf) => if r.is_err() { tokio::task::yield_now().await },
+                    r = rtp.recv_from(&mut rtp_buf) => if r.is_err() { tokio::task::yield_now().await },
+                    r = rtcp.recv_from(&mut rtcp_buf) => if r.is_err() { tokio::task::yield_now().await },
                 }
             }
         }))

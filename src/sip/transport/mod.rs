@@ -12,38 +12,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-/// The transport a message travelled over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// Datagrams (§18.1.1, §18.2.1).
-    Udp,
-    /// A byte stream framed by Content-Length (§18.3).
-    Tcp,
-}
-
-impl Transport {
-    /// The transport token used in Via and Contact (`UDP`, `TCP`).
-    pub fn via_token(self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-        }
-    }
-
-    /// The lowercase form used in a URI's `transport=` parameter.
-    pub fn uri_param(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
-    }
-}
-
-impl std::fmt::Display for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.via_token())
-    }
-}
+pub use crate::config::Transport;
 
 /// Identifies one accepted TCP connection for the life of the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

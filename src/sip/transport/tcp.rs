@@ -136,11 +136,11 @@ async fn serve_connection(
             Ok(Ok(_)) => {}
         }
         loop {
-            match frame(&buf) {
+            match frame(&buf, limits.max_message_size) {
                 Frame::Skip(n) => {
                     let _ = buf.split_to(n);
                 }
-                Frame::Whole(n) if n <= limits.max_message_size => {
+                Frame::Whole(n) => {
                     let bytes = buf.split_to(n).freeze();
                     let msg = Inbound::Message {
                         transport: Transport::Tcp,
@@ -169,7 +169,7 @@ async fn serve_connection(
                         .await;
                     break 'read;
                 }
-                Frame::Whole(_) => {
+                Frame::TooLarge => {
                     let head_len = buf.len().min(limits.max_message_size);
                     let head = buf.split_to(head_len).freeze();
                     let _ = to_driver
@@ -215,21 +215,19 @@ enum Frame {
     Whole(usize),
     /// This many bytes of CRLF keep-alive to discard (RFC 5626 §3.5.1).
     Skip(usize),
-    /// The headers end but the length cannot be determined.
+    /// Over the size ceiling: answer 513 and close.
+    TooLarge,
+    /// The headers end but the length cannot be determined: 400 and close.
     Invalid,
 }
 
-fn frame(buf: &[u8]) -> Frame {
-    let crlf = buf
-        .iter()
-        .take_while(|b| **b == b'\r' || **b == b'\n')
-        .count();
-    if crlf > 0 {
-        return Frame::Skip(crlf);
-    }
-    match crate::sip::message::frame_length(buf) {
-        Ok(Some(n)) => Frame::Whole(n),
+fn frame(buf: &[u8], max: usize) -> Frame {
+    use crate::sip::message::{frame_length, Frame as F, FrameError};
+    match frame_length(buf, max) {
+        Ok(Some(F::Keepalive(n))) => Frame::Skip(n.max(1)),
+        Ok(Some(F::Message(n))) => Frame::Whole(n),
         Ok(None) => Frame::Incomplete,
+        Err(FrameError::HeadersTooLarge | FrameError::MessageTooLarge) => Frame::TooLarge,
         Err(_) => Frame::Invalid,
     }
 }
@@ -240,13 +238,16 @@ mod tests {
 
     #[test]
     fn keepalive_crlf_is_skipped() {
-        assert_eq!(frame(b"\r\n\r\nOPTIONS"), Frame::Skip(4));
+        assert_eq!(frame(b"\r\n\r\nOPTIONS", 65536), Frame::Skip(4));
     }
 
     #[test]
     fn frames_by_content_length() {
         let two = b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 3\r\n\r\nabcBYE";
-        assert_eq!(frame(two), Frame::Whole(two.len() - 3));
-        assert_eq!(frame(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 3\r\n"), Frame::Incomplete);
+        assert_eq!(frame(two, 65536), Frame::Whole(two.len() - 3));
+        assert_eq!(
+            frame(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 3\r\n", 65536),
+            Frame::Incomplete
+        );
     }
 }
