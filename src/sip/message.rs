@@ -727,7 +727,7 @@ impl Message {
             .header(HeaderName::CSeq)
             .ok_or(HeaderError::Missing(HeaderName::CSeq))?;
         let (seq, method) = value
-            .split_once(|c: char| c == ' ' || c == '\t')
+            .split_once([' ', '\t'])
             .ok_or(bad)?;
         let seq = parse_digits(seq.as_bytes())
             .and_then(|n| u32::try_from(n).ok())
