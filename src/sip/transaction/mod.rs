@@ -28,6 +28,8 @@ mod key;
 mod server_invite;
 mod server_non_invite;
 mod settings;
+#[cfg(test)]
+mod sim;
 mod table;
 mod timer;
 

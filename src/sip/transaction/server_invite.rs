@@ -270,3 +270,218 @@ impl InviteServerTransaction {
 }
 
 transaction_surface!(InviteServerTransaction, InviteServerState::Terminated);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::transaction::sim::{backoff, events, run_until, secs, transmits};
+
+    const TRYING: &[u8] = b"SIP/2.0 100 Trying\r\n\r\n";
+    const RINGING: &[u8] = b"SIP/2.0 180 Ringing\r\n\r\n";
+    const OK: &[u8] = b"SIP/2.0 200 OK\r\n\r\n";
+    const BUSY: &[u8] = b"SIP/2.0 486 Busy Here\r\n\r\n";
+
+    fn udp(t0: Instant) -> InviteServerTransaction {
+        InviteServerTransaction::new(t0, TimerSettings::default(), Reliability::Unreliable)
+    }
+
+    fn answered(t0: Instant) -> InviteServerTransaction {
+        let mut tx = udp(t0);
+        tx.send_response(100, Bytes::from_static(TRYING), t0)
+            .unwrap();
+        tx.send_response(200, Bytes::from_static(OK), t0).unwrap();
+        assert_eq!(
+            transmits(&mut tx),
+            vec![Bytes::from_static(TRYING), Bytes::from_static(OK)]
+        );
+        assert_eq!(tx.state(), InviteServerState::Accepted);
+        tx
+    }
+
+    #[test]
+    fn ok_retransmitted_with_backoff_until_ack() {
+        let t0 = Instant::now();
+        let mut tx = answered(t0);
+        let (trace, now) = run_until(&mut tx, t0, t0, secs(10.0));
+        assert_eq!(trace.transmit_times(), vec![0.5, 1.5, 3.5, 7.5]);
+        assert!(trace.transmits.iter().all(|(_, b)| b.as_ref() == OK));
+        assert!(trace.events.is_empty());
+
+        let ack_at = t0 + secs(9.0);
+        assert!(ack_at >= now);
+        tx.on_ack(ack_at);
+        assert!(tx.ack_received());
+        assert_eq!(tx.state(), InviteServerState::Accepted);
+        // A late INVITE retransmission is absorbed once the ACK is in.
+        tx.on_request_retransmission(ack_at);
+        let (trace, _) = run_until(&mut tx, t0, ack_at, secs(100.0));
+        assert!(trace.transmits.is_empty());
+        assert!(trace.events.is_empty(), "{:?}", trace.events);
+        // Timer L ends Accepted 64·T1 after the 2xx.
+        assert_eq!(trace.terminated_at, Some(secs(32.0)));
+        assert!(tx.is_terminated());
+    }
+
+    #[test]
+    fn lost_ack_reports_no_ack_at_64_t1() {
+        let t0 = Instant::now();
+        let mut tx = answered(t0);
+        let (trace, _) = run_until(&mut tx, t0, t0, secs(100.0));
+        assert_eq!(
+            trace.transmit_times(),
+            backoff(0.0, 0.5, Some(4.0), 32.0),
+            "T1, 2T1, 4T1, then every T2"
+        );
+        assert_eq!(trace.transmit_times().len(), 10);
+        assert_eq!(trace.events, vec![(secs(32.0), TransactionEvent::NoAck)]);
+        assert_eq!(trace.terminated_at, Some(secs(32.0)));
+        assert_eq!(tx.poll_timeout(), None);
+    }
+
+    #[test]
+    fn retransmitted_invite_replays_last_response() {
+        let t0 = Instant::now();
+        let mut tx = udp(t0);
+        // Nothing sent yet: nothing to replay.
+        tx.on_request_retransmission(t0);
+        assert!(transmits(&mut tx).is_empty());
+        tx.send_response(100, Bytes::from_static(TRYING), t0)
+            .unwrap();
+        tx.send_response(180, Bytes::from_static(RINGING), t0)
+            .unwrap();
+        transmits(&mut tx);
+        tx.on_request_retransmission(t0 + secs(0.2));
+        assert_eq!(transmits(&mut tx), vec![Bytes::from_static(RINGING)]);
+        tx.send_response(200, Bytes::from_static(OK), t0 + secs(1.0))
+            .unwrap();
+        transmits(&mut tx);
+        tx.on_request_retransmission(t0 + secs(1.1));
+        assert_eq!(transmits(&mut tx), vec![Bytes::from_static(OK)]);
+        assert!(events(&mut tx).is_empty());
+        // The TU may pass another 2xx in Accepted; nothing else.
+        assert!(tx
+            .send_response(200, Bytes::from_static(OK), t0 + secs(1.2))
+            .is_ok());
+        assert_eq!(
+            tx.send_response(486, Bytes::from_static(BUSY), t0 + secs(1.2)),
+            Err(TransactionError::InvalidState {
+                action: "send_response",
+                state: "Accepted"
+            })
+        );
+        assert_eq!(
+            tx.send_response(99, Bytes::new(), t0),
+            Err(TransactionError::InvalidStatus(99))
+        );
+    }
+
+    #[test]
+    fn busy_completed_confirmed_terminated() {
+        let t0 = Instant::now();
+        let mut tx = udp(t0);
+        tx.send_response(486, Bytes::from_static(BUSY), t0).unwrap();
+        assert_eq!(tx.state(), InviteServerState::Completed);
+        assert_eq!(transmits(&mut tx).len(), 1);
+        let (trace, _) = run_until(&mut tx, t0, t0, secs(5.0));
+        // Timer G: T1 doubling up to T2.
+        assert_eq!(trace.transmit_times(), vec![0.5, 1.5, 3.5]);
+        // A retransmitted INVITE replays the 486 in Completed.
+        tx.on_request_retransmission(t0 + secs(5.0));
+        assert_eq!(transmits(&mut tx), vec![Bytes::from_static(BUSY)]);
+        tx.on_ack(t0 + secs(5.0));
+        assert_eq!(tx.state(), InviteServerState::Confirmed);
+        // Confirmed absorbs INVITE and ACK retransmissions.
+        tx.on_request_retransmission(t0 + secs(6.0));
+        tx.on_ack(t0 + secs(6.0));
+        let (trace, _) = run_until(&mut tx, t0, t0 + secs(6.0), secs(100.0));
+        assert!(trace.transmits.is_empty());
+        assert!(trace.events.is_empty());
+        // Timer I = T4 after the ACK.
+        assert_eq!(trace.terminated_at, Some(secs(10.0)));
+    }
+
+    #[test]
+    fn request_terminated_without_ack_times_out_with_timer_h() {
+        let t0 = Instant::now();
+        let mut tx = udp(t0);
+        tx.send_response(100, Bytes::from_static(TRYING), t0)
+            .unwrap();
+        let t487 = t0 + secs(3.0);
+        tx.send_response(487, Bytes::from_static(b"SIP/2.0 487\r\n\r\n"), t487)
+            .unwrap();
+        let (trace, _) = run_until(&mut tx, t0, t0, secs(100.0));
+        assert_eq!(trace.transmit_times().first(), Some(&0.0));
+        assert_eq!(
+            trace.transmit_times()[2..].to_vec(),
+            backoff(3.0, 0.5, Some(4.0), 35.0)
+        );
+        assert_eq!(
+            trace.events,
+            vec![(secs(35.0), TransactionEvent::AckTimeout)]
+        );
+        assert_eq!(trace.terminated_at, Some(secs(35.0)));
+    }
+
+    #[test]
+    fn reliable_transport_has_no_timer_g_and_no_timer_i() {
+        let t0 = Instant::now();
+        let mut tx =
+            InviteServerTransaction::new(t0, TimerSettings::default(), Reliability::Reliable);
+        tx.send_response(486, Bytes::from_static(BUSY), t0).unwrap();
+        let (trace, _) = run_until(&mut tx, t0, t0, secs(10.0));
+        assert_eq!(trace.transmit_times(), vec![0.0]);
+        // Timer H still guards the ACK.
+        assert_eq!(tx.poll_timeout(), Some(t0 + secs(32.0)));
+        tx.on_ack(t0 + secs(1.0));
+        // Timer I is zero: Confirmed ends at once.
+        assert!(tx.is_terminated());
+        assert_eq!(tx.poll_timeout(), None);
+    }
+
+    #[test]
+    fn reliable_transport_still_retransmits_2xx_end_to_end() {
+        // RFC 3261 §13.3.1.4 makes no exception for reliable transports.
+        let t0 = Instant::now();
+        let mut tx =
+            InviteServerTransaction::new(t0, TimerSettings::default(), Reliability::Reliable);
+        tx.send_response(200, Bytes::from_static(OK), t0).unwrap();
+        let (trace, _) = run_until(&mut tx, t0, t0, secs(2.0));
+        assert_eq!(trace.transmit_times(), vec![0.0, 0.5, 1.5]);
+        tx.on_ack(t0 + secs(2.0));
+        let (trace, _) = run_until(&mut tx, t0, t0 + secs(2.0), secs(100.0));
+        assert!(trace.transmits.is_empty());
+        assert_eq!(trace.terminated_at, Some(secs(32.0)));
+    }
+
+    #[test]
+    fn transport_error_terminates() {
+        let t0 = Instant::now();
+        let mut tx = answered(t0);
+        tx.on_transport_error(t0 + secs(0.1));
+        assert!(tx.is_terminated());
+        assert_eq!(events(&mut tx), vec![TransactionEvent::TransportError]);
+        tx.on_transport_error(t0 + secs(0.2));
+        assert!(events(&mut tx).is_empty());
+        assert!(tx
+            .send_response(200, Bytes::from_static(OK), t0 + secs(0.3))
+            .is_err());
+    }
+
+    #[test]
+    fn custom_timers_are_honoured() {
+        let t0 = Instant::now();
+        let settings = TimerSettings {
+            t1: Duration::from_millis(100),
+            t2: Duration::from_millis(300),
+            t4: Duration::from_secs(1),
+        };
+        let mut tx = InviteServerTransaction::new(t0, settings, Reliability::Unreliable);
+        tx.send_response(200, Bytes::from_static(OK), t0).unwrap();
+        let (trace, _) = run_until(&mut tx, t0, t0, secs(100.0));
+        assert_eq!(
+            trace.transmits.len(),
+            1 + backoff(0.0, 0.1, Some(0.3), 6.4).len()
+        );
+        assert_eq!(trace.events, vec![(secs(6.4), TransactionEvent::NoAck)]);
+    }
+}
