@@ -162,3 +162,102 @@ impl NonInviteClientTransaction {
 }
 
 transaction_surface!(NonInviteClientTransaction, NonInviteClientState::Terminated);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::transaction::sim::{backoff, events, run_until, secs, transmits};
+
+    const BYE: &[u8] = b"BYE sip:caller@trunk SIP/2.0\r\n\r\n";
+
+    fn bye(t0: Instant, reliability: Reliability) -> NonInviteClientTransaction {
+        NonInviteClientTransaction::new(
+            Bytes::from_static(BYE),
+            t0,
+            TimerSettings::default(),
+            reliability,
+        )
+    }
+
+    #[test]
+    fn bye_retransmits_e_to_t2_then_times_out_with_f() {
+        let t0 = Instant::now();
+        let mut tx = bye(t0, Reliability::Unreliable);
+        let (trace, _) = run_until(&mut tx, t0, t0, secs(100.0));
+        let mut expected = vec![0.0];
+        expected.extend(backoff(0.0, 0.5, Some(4.0), 32.0));
+        assert_eq!(trace.transmit_times(), expected);
+        assert_eq!(
+            trace.transmit_times()[..6].to_vec(),
+            vec![0.0, 0.5, 1.5, 3.5, 7.5, 11.5]
+        );
+        assert!(trace.transmits.iter().all(|(_, b)| b.as_ref() == BYE));
+        assert_eq!(trace.events, vec![(secs(32.0), TransactionEvent::Timeout)]);
+        assert_eq!(trace.terminated_at, Some(secs(32.0)));
+    }
+
+    #[test]
+    fn response_stops_retransmission_then_timer_k() {
+        let t0 = Instant::now();
+        let mut tx = bye(t0, Reliability::Unreliable);
+        let (trace, _) = run_until(&mut tx, t0, t0, secs(2.0));
+        assert_eq!(trace.transmit_times(), vec![0.0, 0.5, 1.5]);
+        tx.on_response(200, t0 + secs(2.0)).unwrap();
+        assert_eq!(tx.state(), NonInviteClientState::Completed);
+        assert_eq!(events(&mut tx), vec![TransactionEvent::Final(200)]);
+        // Retransmitted 200s are absorbed.
+        tx.on_response(200, t0 + secs(3.0)).unwrap();
+        assert!(events(&mut tx).is_empty());
+        let (trace, _) = run_until(&mut tx, t0, t0 + secs(3.0), secs(100.0));
+        assert!(trace.transmits.is_empty());
+        assert!(trace.events.is_empty());
+        // Timer K = T4.
+        assert_eq!(trace.terminated_at, Some(secs(7.0)));
+    }
+
+    #[test]
+    fn provisional_switches_e_to_t2() {
+        let t0 = Instant::now();
+        let mut tx = bye(t0, Reliability::Unreliable);
+        let (_, _) = run_until(&mut tx, t0, t0, secs(0.9));
+        tx.on_response(100, t0 + secs(1.0)).unwrap();
+        assert_eq!(tx.state(), NonInviteClientState::Proceeding);
+        assert_eq!(events(&mut tx), vec![TransactionEvent::Provisional(100)]);
+        let (trace, _) = run_until(&mut tx, t0, t0 + secs(1.0), secs(10.0));
+        // Armed at 1.5 while Trying, then every T2.
+        assert_eq!(trace.transmit_times(), vec![1.5, 5.5, 9.5]);
+        tx.on_response(481, t0 + secs(10.0)).unwrap();
+        assert_eq!(events(&mut tx), vec![TransactionEvent::Final(481)]);
+    }
+
+    #[test]
+    fn reliable_transport_no_e_and_no_k() {
+        let t0 = Instant::now();
+        let mut tx = bye(t0, Reliability::Reliable);
+        assert_eq!(transmits(&mut tx).len(), 1);
+        assert_eq!(tx.poll_timeout(), Some(t0 + secs(32.0)));
+        tx.on_response(200, t0 + secs(0.1)).unwrap();
+        assert!(tx.is_terminated());
+        assert_eq!(tx.poll_timeout(), None);
+
+        let mut lost = bye(t0, Reliability::Reliable);
+        let (trace, _) = run_until(&mut lost, t0, t0, secs(100.0));
+        assert_eq!(trace.transmit_times(), vec![0.0]);
+        assert_eq!(trace.events, vec![(secs(32.0), TransactionEvent::Timeout)]);
+    }
+
+    #[test]
+    fn transport_error_and_bad_status() {
+        let t0 = Instant::now();
+        let mut tx = bye(t0, Reliability::Unreliable);
+        assert_eq!(
+            tx.on_response(42, t0),
+            Err(TransactionError::InvalidStatus(42))
+        );
+        assert_eq!(tx.state(), NonInviteClientState::Trying);
+        tx.on_transport_error(t0);
+        assert_eq!(events(&mut tx), vec![TransactionEvent::TransportError]);
+        assert!(tx.is_terminated());
+        assert_eq!(tx.request().as_ref(), BYE);
+    }
+}

@@ -151,3 +151,73 @@ impl NonInviteServerTransaction {
 }
 
 transaction_surface!(NonInviteServerTransaction, NonInviteServerState::Terminated);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::transaction::sim::{events, run_until, secs, transmits};
+
+    const OK: &[u8] = b"SIP/2.0 200 OK\r\n\r\n";
+    const TRYING: &[u8] = b"SIP/2.0 100 Trying\r\n\r\n";
+
+    #[test]
+    fn absorbs_retransmissions_and_ends_with_timer_j() {
+        let t0 = Instant::now();
+        let mut tx =
+            NonInviteServerTransaction::new(t0, TimerSettings::default(), Reliability::Unreliable);
+        assert_eq!(tx.state(), NonInviteServerState::Trying);
+        // Trying: nothing to replay.
+        tx.on_request_retransmission(t0 + secs(0.5));
+        assert!(transmits(&mut tx).is_empty());
+        tx.send_response(100, Bytes::from_static(TRYING), t0 + secs(0.6))
+            .unwrap();
+        assert_eq!(tx.state(), NonInviteServerState::Proceeding);
+        assert_eq!(transmits(&mut tx), vec![Bytes::from_static(TRYING)]);
+        tx.on_request_retransmission(t0 + secs(1.0));
+        assert_eq!(transmits(&mut tx), vec![Bytes::from_static(TRYING)]);
+        tx.send_response(200, Bytes::from_static(OK), t0 + secs(2.0))
+            .unwrap();
+        assert_eq!(tx.state(), NonInviteServerState::Completed);
+        assert_eq!(transmits(&mut tx), vec![Bytes::from_static(OK)]);
+        for i in 0..3 {
+            tx.on_request_retransmission(t0 + secs(3.0 + f64::from(i)));
+            assert_eq!(transmits(&mut tx), vec![Bytes::from_static(OK)]);
+        }
+        assert!(tx
+            .send_response(200, Bytes::from_static(OK), t0 + secs(6.0))
+            .is_err());
+        let (trace, _) = run_until(&mut tx, t0, t0 + secs(6.0), secs(100.0));
+        assert!(trace.transmits.is_empty());
+        assert!(trace.events.is_empty());
+        // Timer J = 64·T1 after the final response.
+        assert_eq!(trace.terminated_at, Some(secs(34.0)));
+        tx.on_request_retransmission(t0 + secs(40.0));
+        assert!(transmits(&mut tx).is_empty());
+    }
+
+    #[test]
+    fn reliable_transport_terminates_on_final_response() {
+        let t0 = Instant::now();
+        let mut tx =
+            NonInviteServerTransaction::new(t0, TimerSettings::default(), Reliability::Reliable);
+        tx.send_response(200, Bytes::from_static(OK), t0).unwrap();
+        assert!(tx.is_terminated());
+        assert_eq!(tx.poll_timeout(), None);
+        assert_eq!(transmits(&mut tx), vec![Bytes::from_static(OK)]);
+    }
+
+    #[test]
+    fn transport_error_is_reported() {
+        let t0 = Instant::now();
+        let mut tx =
+            NonInviteServerTransaction::new(t0, TimerSettings::default(), Reliability::Unreliable);
+        tx.send_response(200, Bytes::from_static(OK), t0).unwrap();
+        tx.on_transport_error(t0);
+        assert_eq!(events(&mut tx), vec![TransactionEvent::TransportError]);
+        assert!(tx.is_terminated());
+        assert_eq!(
+            tx.send_response(700, Bytes::new(), t0),
+            Err(TransactionError::InvalidStatus(700))
+        );
+    }
+}
