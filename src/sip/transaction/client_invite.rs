@@ -219,3 +219,130 @@ impl InviteClientTransaction {
 }
 
 transaction_surface!(InviteClientTransaction, InviteClientState::Terminated);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::transaction::sim::{backoff, events, run_until, secs, transmits};
+
+    const INVITE: &[u8] = b"INVITE sip:room@bridge SIP/2.0\r\n\r\n";
+    const ACK: &[u8] = b"ACK sip:room@bridge SIP/2.0\r\n\r\n";
+
+    fn invite(t0: Instant, reliability: Reliability) -> InviteClientTransaction {
+        InviteClientTransaction::new(
+            Bytes::from_static(INVITE),
+            t0,
+            TimerSettings::default(),
+            reliability,
+        )
+    }
+
+    #[test]
+    fn timer_a_doubles_without_cap_until_timer_b() {
+        let t0 = Instant::now();
+        let mut tx = invite(t0, Reliability::Unreliable);
+        let (trace, _) = run_until(&mut tx, t0, t0, secs(100.0));
+        let mut expected = vec![0.0];
+        expected.extend(backoff(0.0, 0.5, None, 32.0));
+        assert_eq!(expected, vec![0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5]);
+        assert_eq!(trace.transmit_times(), expected);
+        assert_eq!(trace.events, vec![(secs(32.0), TransactionEvent::Timeout)]);
+        assert_eq!(trace.terminated_at, Some(secs(32.0)));
+    }
+
+    #[test]
+    fn non_2xx_final_is_acked_and_the_ack_replayed() {
+        let t0 = Instant::now();
+        let mut tx = invite(t0, Reliability::Unreliable);
+        transmits(&mut tx);
+        tx.on_response(180, t0 + secs(0.2)).unwrap();
+        assert_eq!(tx.state(), InviteClientState::Proceeding);
+        assert_eq!(events(&mut tx), vec![TransactionEvent::Provisional(180)]);
+        // Proceeding: no retransmission, no Timer B.
+        assert_eq!(tx.poll_timeout(), None);
+        tx.on_response(486, t0 + secs(5.0)).unwrap();
+        assert_eq!(tx.state(), InviteClientState::Completed);
+        assert_eq!(
+            events(&mut tx),
+            vec![
+                TransactionEvent::Final(486),
+                TransactionEvent::AckNeeded(486)
+            ]
+        );
+        tx.send_ack(Bytes::from_static(ACK), t0 + secs(5.0))
+            .unwrap();
+        assert_eq!(transmits(&mut tx), vec![Bytes::from_static(ACK)]);
+        assert!(tx
+            .send_ack(Bytes::from_static(ACK), t0 + secs(5.0))
+            .is_err());
+        // The ACK was lost: the 486 comes again, the ACK goes again, the
+        // TU hears nothing new.
+        tx.on_response(486, t0 + secs(5.5)).unwrap();
+        assert_eq!(transmits(&mut tx), vec![Bytes::from_static(ACK)]);
+        assert!(events(&mut tx).is_empty());
+        // Timer D = 32 s.
+        let (trace, _) = run_until(&mut tx, t0, t0 + secs(5.5), secs(100.0));
+        assert_eq!(trace.terminated_at, Some(secs(37.0)));
+    }
+
+    #[test]
+    fn ok_enters_accepted_and_reports_every_2xx_until_timer_m() {
+        let t0 = Instant::now();
+        let mut tx = invite(t0, Reliability::Unreliable);
+        let (trace, _) = run_until(&mut tx, t0, t0, secs(1.0));
+        assert_eq!(trace.transmit_times(), vec![0.0, 0.5]);
+        tx.on_response(200, t0 + secs(1.0)).unwrap();
+        assert_eq!(tx.state(), InviteClientState::Accepted);
+        assert_eq!(events(&mut tx), vec![TransactionEvent::Final(200)]);
+        // 2xx retransmission (or a fork): passed up for the TU's ACK.
+        tx.on_response(200, t0 + secs(1.5)).unwrap();
+        assert_eq!(events(&mut tx), vec![TransactionEvent::Final(200)]);
+        tx.on_response(180, t0 + secs(1.6)).unwrap();
+        assert!(events(&mut tx).is_empty());
+        let (trace, _) = run_until(&mut tx, t0, t0 + secs(1.6), secs(100.0));
+        assert!(trace.transmits.is_empty(), "no INVITE after the 2xx");
+        assert_eq!(trace.terminated_at, Some(secs(33.0)));
+    }
+
+    #[test]
+    fn reliable_transport_no_timer_a_and_zero_timer_d() {
+        let t0 = Instant::now();
+        let mut tx = invite(t0, Reliability::Reliable);
+        assert_eq!(transmits(&mut tx).len(), 1);
+        assert_eq!(tx.poll_timeout(), Some(t0 + secs(32.0)));
+        tx.on_response(603, t0 + secs(1.0)).unwrap();
+        // Timer D is zero: due now. The ACK is still accepted even if the
+        // driver fires the timer first.
+        assert_eq!(tx.poll_timeout(), Some(t0 + secs(1.0)));
+        tx.handle_timeout(t0 + secs(1.0));
+        assert!(tx.is_terminated());
+        assert_eq!(
+            events(&mut tx),
+            vec![
+                TransactionEvent::Final(603),
+                TransactionEvent::AckNeeded(603)
+            ]
+        );
+        tx.send_ack(Bytes::from_static(ACK), t0 + secs(1.0))
+            .unwrap();
+        assert_eq!(transmits(&mut tx), vec![Bytes::from_static(ACK)]);
+    }
+
+    #[test]
+    fn send_ack_refused_without_non_2xx() {
+        let t0 = Instant::now();
+        let mut tx = invite(t0, Reliability::Unreliable);
+        assert_eq!(
+            tx.send_ack(Bytes::from_static(ACK), t0),
+            Err(TransactionError::InvalidState {
+                action: "send_ack",
+                state: "Calling"
+            })
+        );
+        tx.on_response(200, t0).unwrap();
+        assert!(tx.send_ack(Bytes::from_static(ACK), t0).is_err());
+        tx.on_transport_error(t0);
+        assert!(events(&mut tx).contains(&TransactionEvent::TransportError));
+        assert_eq!(tx.request().as_ref(), INVITE);
+    }
+}
