@@ -21,6 +21,23 @@
 //! [`ServerTransactionKey`] and [`ClientTransactionKey`] implement the
 //! matching rules of §17.2.3 and §17.1.3; [`TransactionTable`] holds many
 //! transactions and finds the next deadline among them without scanning.
+//!
+//! # Routing an incoming request (done by the user-agent core)
+//!
+//! 1. Build the [`ServerTransactionKey`] (`from_request`; ACK maps to INVITE).
+//! 2. Found: a retransmission, call `on_request_retransmission(now)` (or
+//!    `on_ack(now)` for an ACK) and drain; nothing new is created.
+//! 3. Not found, ACK: the ACK for a 2xx (new branch); route it to the
+//!    dialog, which calls [`InviteServerTransaction::on_ack`] on the INVITE
+//!    transaction it remembers.
+//! 4. Not found, anything else: create the server transaction, insert it,
+//!    hand the request to the TU. For an INVITE the TU sends 100 Trying at
+//!    once.
+//! 5. CANCEL: it has its own non-INVITE transaction. Look up
+//!    [`ServerTransactionKey::cancelled_invite`]: none → 481; else
+//!    [`InviteServerTransaction::cancel_outcome`] tells whether the INVITE
+//!    still gets 487 or, already answered (e.g. Accepted after a 200), the
+//!    CANCEL is answered 200 and has no effect on the call.
 
 mod client_invite;
 mod client_non_invite;
@@ -44,7 +61,9 @@ pub use client_non_invite::{
 pub use key::{
     ClientTransactionKey, KeyError, RequestKeyParts, ServerTransactionKey, MAGIC_COOKIE,
 };
-pub use server_invite::{InviteServerState, InviteServerTimer, InviteServerTransaction};
+pub use server_invite::{
+    CancelOutcome, InviteServerState, InviteServerTimer, InviteServerTransaction,
+};
 pub use server_non_invite::{
     NonInviteServerState, NonInviteServerTimer, NonInviteServerTransaction,
 };
@@ -266,3 +285,176 @@ macro_rules! either_surface {
 }
 either_surface!(ServerTransaction);
 either_surface!(ClientTransaction);
+
+#[cfg(test)]
+mod tests {
+    use super::sim::{secs, transmits};
+    use super::*;
+
+    const INVITE_BRANCH: &str = "z9hG4bKcaller1";
+    const SENT_BY: &str = "trunk.example.net:5060";
+
+    fn key(method: &str) -> ServerTransactionKey {
+        ServerTransactionKey::rfc3261(INVITE_BRANCH, SENT_BY, method).unwrap()
+    }
+
+    fn drain(tx: &mut ServerTransaction) -> Vec<Bytes> {
+        std::iter::from_fn(|| Transaction::poll_transmit(tx)).collect()
+    }
+
+    /// The routing steps of the module documentation, as the UA core does them.
+    fn on_invite(
+        table: &mut TransactionTable<ServerTransactionKey, ServerTransaction>,
+        now: Instant,
+    ) -> Vec<Bytes> {
+        let k = key("INVITE");
+        if let Some(mut tx) = table.get_mut(&k) {
+            if let ServerTransaction::Invite(invite) = &mut *tx {
+                invite.on_request_retransmission(now);
+            }
+            return drain(&mut tx);
+        }
+        let mut invite =
+            InviteServerTransaction::new(now, TimerSettings::default(), Reliability::Unreliable);
+        invite
+            .send_response(100, Bytes::from_static(b"100"), now)
+            .unwrap();
+        let out = transmits(&mut invite);
+        table.insert(k, ServerTransaction::Invite(invite)).unwrap();
+        out
+    }
+
+    #[test]
+    fn retransmitted_invite_creates_nothing_new() {
+        let t0 = Instant::now();
+        let mut table = TransactionTable::new();
+        assert_eq!(on_invite(&mut table, t0), vec![Bytes::from_static(b"100")]);
+        assert_eq!(
+            on_invite(&mut table, t0 + secs(0.5)),
+            vec![Bytes::from_static(b"100")]
+        );
+        assert_eq!(table.len(), 1);
+        // A second insert under the same key is refused.
+        let dup =
+            InviteServerTransaction::new(t0, TimerSettings::default(), Reliability::Unreliable);
+        assert!(table
+            .insert(key("INVITE"), ServerTransaction::Invite(dup))
+            .is_err());
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn ack_for_non_2xx_finds_the_invite_transaction() {
+        let t0 = Instant::now();
+        let mut table = TransactionTable::new();
+        on_invite(&mut table, t0);
+        {
+            let mut tx = table.get_mut(&key("INVITE")).unwrap();
+            let ServerTransaction::Invite(invite) = &mut *tx else {
+                panic!("INVITE expected")
+            };
+            invite
+                .send_response(486, Bytes::from_static(b"486"), t0 + secs(1.0))
+                .unwrap();
+            drain(&mut tx);
+        }
+        // The ACK has the same branch; its key maps to INVITE.
+        let ack_key = key("ACK");
+        let mut tx = table.get_mut(&ack_key).unwrap();
+        let ServerTransaction::Invite(invite) = &mut *tx else {
+            panic!("INVITE expected")
+        };
+        invite.on_ack(t0 + secs(1.2));
+        assert_eq!(invite.state(), InviteServerState::Confirmed);
+    }
+
+    #[test]
+    fn cancel_after_200_is_answered_and_leaves_the_call_alone() {
+        let t0 = Instant::now();
+        let mut table = TransactionTable::new();
+        on_invite(&mut table, t0);
+        // The call is answered.
+        {
+            let mut tx = table.get_mut(&key("INVITE")).unwrap();
+            let ServerTransaction::Invite(invite) = &mut *tx else {
+                panic!("INVITE expected")
+            };
+            invite
+                .send_response(200, Bytes::from_static(b"200-invite"), t0 + secs(2.0))
+                .unwrap();
+            assert_eq!(drain(&mut tx), vec![Bytes::from_static(b"200-invite")]);
+        }
+        // The CANCEL crossed the 200 on the wire.
+        let cancel_at = t0 + secs(2.1);
+        let cancel_key = key("CANCEL");
+        assert!(
+            table.get(&cancel_key).is_none(),
+            "CANCEL has its own transaction"
+        );
+        let invite_key = cancel_key.cancelled_invite().unwrap();
+        let outcome = match table.get(&invite_key) {
+            Some(ServerTransaction::Invite(invite)) => Some(invite.cancel_outcome()),
+            _ => None,
+        };
+        assert_eq!(outcome, Some(CancelOutcome::AlreadyAnswered));
+        let mut cancel = NonInviteServerTransaction::new(
+            cancel_at,
+            TimerSettings::default(),
+            Reliability::Unreliable,
+        );
+        cancel
+            .send_response(200, Bytes::from_static(b"200-cancel"), cancel_at)
+            .unwrap();
+        assert_eq!(
+            transmits(&mut cancel),
+            vec![Bytes::from_static(b"200-cancel")]
+        );
+        table
+            .insert(cancel_key.clone(), ServerTransaction::NonInvite(cancel))
+            .unwrap();
+        assert_eq!(table.len(), 2);
+
+        // No 487: the INVITE stays Accepted and keeps retransmitting its 200.
+        let mut sent = Vec::new();
+        while let Some(deadline) = table.poll_timeout() {
+            if deadline > t0 + secs(5.0) {
+                break;
+            }
+            for expired in table.expire(deadline) {
+                assert_eq!(expired.key, invite_key);
+                sent.extend(expired.transmits);
+            }
+        }
+        assert!(!sent.is_empty());
+        assert!(sent.iter().all(|b| b.as_ref() == b"200-invite"));
+        match table.get(&invite_key) {
+            Some(ServerTransaction::Invite(invite)) => {
+                assert_eq!(invite.state(), InviteServerState::Accepted)
+            }
+            other => panic!("INVITE transaction missing: {other:?}"),
+        }
+        // A CANCEL retransmission replays the 200 for the CANCEL only.
+        let mut tx = table.get_mut(&cancel_key).unwrap();
+        if let ServerTransaction::NonInvite(cancel) = &mut *tx {
+            cancel.on_request_retransmission(t0 + secs(5.0));
+        }
+        assert_eq!(drain(&mut tx), vec![Bytes::from_static(b"200-cancel")]);
+    }
+
+    #[test]
+    fn cancel_before_answer_ends_the_invite_with_487() {
+        let t0 = Instant::now();
+        let mut table = TransactionTable::new();
+        on_invite(&mut table, t0);
+        let invite_key = key("CANCEL").cancelled_invite().unwrap();
+        let mut tx = table.get_mut(&invite_key).unwrap();
+        let ServerTransaction::Invite(invite) = &mut *tx else {
+            panic!("INVITE expected")
+        };
+        assert_eq!(invite.cancel_outcome(), CancelOutcome::RequestTerminated);
+        invite
+            .send_response(487, Bytes::from_static(b"487"), t0 + secs(1.0))
+            .unwrap();
+        assert_eq!(invite.state(), InviteServerState::Completed);
+    }
+}

@@ -49,6 +49,17 @@ impl InviteServerState {
     }
 }
 
+/// What a CANCEL does to the INVITE it targets (RFC 3261 §9.2). A CANCEL
+/// matching no INVITE transaction is answered 481 by the TU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CancelOutcome {
+    /// No final response yet: answer the CANCEL 200 and the INVITE 487.
+    RequestTerminated,
+    /// A final response was already sent (for a 2xx the call is up):
+    /// answer the CANCEL 200, the INVITE and the call are unaffected.
+    AlreadyAnswered,
+}
+
 /// Timers of the INVITE server transaction. Listed timeouts first, so a
 /// timeout wins a tie with a retransmission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,6 +126,22 @@ impl InviteServerTransaction {
     /// Whether the ACK for the final response has been seen.
     pub fn ack_received(&self) -> bool {
         self.ack_received
+    }
+
+    /// Whether a final response (2xx or 300–699) has been sent.
+    pub fn final_response_sent(&self) -> bool {
+        self.state != InviteServerState::Proceeding
+    }
+
+    /// How the TU answers a CANCEL that matched this INVITE (RFC 3261 §9.2).
+    /// The CANCEL always gets 200 from its own non-INVITE transaction; only
+    /// an INVITE still unanswered is ended with 487.
+    pub fn cancel_outcome(&self) -> CancelOutcome {
+        if self.final_response_sent() {
+            CancelOutcome::AlreadyAnswered
+        } else {
+            CancelOutcome::RequestTerminated
+        }
     }
 
     /// The TU sends a response (serialised). 1xx keeps Proceeding; 2xx
