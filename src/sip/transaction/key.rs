@@ -188,6 +188,14 @@ impl ClientTransactionKey {
     pub fn method(&self) -> &str {
         self.repr.get(self.method_at as usize..).unwrap_or("")
     }
+
+    /// The Via branch part of the key.
+    pub fn branch(&self) -> &str {
+        self.repr
+            .split_once(':')
+            .and_then(|(len, rest)| rest.get(..len.parse::<usize>().ok()?))
+            .unwrap_or("")
+    }
 }
 
 #[cfg(test)]
@@ -290,6 +298,7 @@ mod tests {
         assert_ne!(bye, cancel);
         assert_eq!(bye, ClientTransactionKey::new("z9hG4bKgw1", "BYE").unwrap());
         assert_eq!(bye.method(), "BYE");
+        assert_eq!(bye.branch(), "z9hG4bKgw1");
         assert!(ClientTransactionKey::new("z9hG4bKgw1", "").is_err());
     }
 }

@@ -119,7 +119,8 @@ impl<K: Hash + Eq + Clone, T: Transaction> TransactionTable<K, T> {
         self.index.contains_key(key)
     }
 
-    /// Adds a transaction. Refused (the transaction is handed back) when
+    /// Adds a transaction (drain its first outputs, such as a client's
+    /// request, before or through [`Self::get_mut`]). Refused (the transaction is handed back) when
     /// the key is already present: the request is then a retransmission
     /// and belongs to the existing transaction.
     #[allow(clippy::result_large_err)]
@@ -351,5 +352,176 @@ impl<K, T: Transaction> Drop for TxMut<'_, K, T> {
         if self.entry.tx.is_terminated() {
             self.reap.push((self.slot, self.generation));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::transaction::sim::secs;
+    use crate::sip::transaction::{
+        ClientTransactionKey, NonInviteClientTransaction, Reliability, TimerSettings,
+    };
+    use std::time::Duration;
+
+    type Table = TransactionTable<ClientTransactionKey, NonInviteClientTransaction>;
+
+    fn bye_key(i: usize) -> ClientTransactionKey {
+        ClientTransactionKey::new(&format!("z9hG4bKgw{i}"), "BYE").unwrap()
+    }
+
+    fn bye(now: Instant, reliability: Reliability) -> NonInviteClientTransaction {
+        NonInviteClientTransaction::new(
+            Bytes::from_static(b"BYE"),
+            now,
+            TimerSettings::default(),
+            reliability,
+        )
+    }
+
+    /// Drives the table to each next deadline until `end`, collecting
+    /// (time, key index, event) and checking time never goes backwards.
+    fn run(
+        table: &mut Table,
+        t0: Instant,
+        end: Duration,
+    ) -> Vec<(Instant, ClientTransactionKey, TransactionEvent)> {
+        let mut seen = Vec::new();
+        let mut last = t0;
+        while let Some(deadline) = table.poll_timeout() {
+            if deadline > t0 + end {
+                break;
+            }
+            assert!(deadline >= last, "deadlines out of order");
+            last = deadline;
+            for expired in table.expire(deadline) {
+                for event in expired.events {
+                    seen.push((deadline, expired.key.clone(), event));
+                }
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn thousands_of_transactions_time_out_in_deadline_order() {
+        let t0 = Instant::now();
+        let mut table = Table::with_capacity(5000);
+        // Created 7 ms apart, in a shuffled order of keys.
+        let n = 5000;
+        for i in 0..n {
+            let k = (i * 7919) % n;
+            let created = t0 + Duration::from_millis(7 * k as u64);
+            let reliability = if k % 2 == 0 {
+                Reliability::Unreliable
+            } else {
+                Reliability::Reliable
+            };
+            table.insert(bye_key(k), bye(created, reliability)).unwrap();
+        }
+        assert_eq!(table.len(), n);
+        // Every third one is answered 1 s after it was created.
+        for k in (0..n).step_by(3) {
+            let mut tx = table.get_mut(&bye_key(k)).unwrap();
+            while tx.poll_transmit().is_some() {}
+            tx.on_response(200, t0 + Duration::from_millis(7 * k as u64 + 1000))
+                .unwrap();
+            assert_eq!(tx.poll_event(), Some(TransactionEvent::Final(200)));
+        }
+        let reaped = table.reap_terminated();
+        // The reliable answered ones end at once (Timer K = 0).
+        assert_eq!(reaped, (0..n).step_by(3).filter(|k| k % 2 == 1).count());
+        let seen = run(&mut table, t0, Duration::from_secs(100));
+        let timeouts: Vec<_> = seen
+            .iter()
+            .filter(|(_, _, e)| *e == TransactionEvent::Timeout)
+            .collect();
+        let unanswered = (0..n).filter(|k| k % 3 != 0).count();
+        assert_eq!(timeouts.len(), unanswered);
+        for (at, key, _) in &timeouts {
+            let k: usize = key
+                .branch()
+                .trim_start_matches("z9hG4bKgw")
+                .parse()
+                .unwrap();
+            assert_ne!(k % 3, 0, "an answered BYE timed out");
+            // Timer F: exactly 64·T1 after creation.
+            assert_eq!(*at, t0 + Duration::from_millis(7 * k as u64) + secs(32.0));
+        }
+        assert!(table.is_empty(), "terminated transactions are removed");
+        assert_eq!(table.poll_timeout(), None);
+        assert!(table.heap.len() <= 1024, "stale entries purged");
+    }
+
+    #[test]
+    fn remove_and_slot_reuse_invalidate_old_deadlines() {
+        let t0 = Instant::now();
+        let mut table = Table::new();
+        table
+            .insert(bye_key(1), bye(t0, Reliability::Reliable))
+            .unwrap();
+        assert_eq!(table.poll_timeout(), Some(t0 + secs(32.0)));
+        assert!(table.remove(&bye_key(1)).is_some());
+        assert!(table.remove(&bye_key(1)).is_none());
+        assert_eq!(table.poll_timeout(), None);
+        // The slot is reused by a later transaction with a later deadline:
+        // the old heap entry must not fire it early.
+        table
+            .insert(bye_key(1), bye(t0, Reliability::Reliable))
+            .unwrap();
+        table.remove(&bye_key(1));
+        let later = t0 + secs(10.0);
+        table
+            .insert(bye_key(2), bye(later, Reliability::Reliable))
+            .unwrap();
+        assert_eq!(table.expire(t0 + secs(32.0)), vec![]);
+        assert_eq!(table.poll_timeout(), Some(later + secs(32.0)));
+        let expired = table.expire(later + secs(32.0));
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].key, bye_key(2));
+        assert_eq!(expired[0].events, vec![TransactionEvent::Timeout]);
+        assert!(expired[0].terminated);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn changed_deadline_through_guard_is_followed() {
+        let t0 = Instant::now();
+        let mut table = Table::new();
+        table
+            .insert(bye_key(1), bye(t0, Reliability::Unreliable))
+            .unwrap();
+        assert_eq!(table.poll_timeout(), Some(t0 + secs(0.5)));
+        {
+            let mut tx = table.get_mut(&bye_key(1)).unwrap();
+            assert_eq!(tx.key(), &bye_key(1));
+            tx.on_response(200, t0 + secs(0.1)).unwrap();
+        }
+        // Timer E and F stopped, Timer K = T4 armed.
+        assert_eq!(table.poll_timeout(), Some(t0 + secs(5.1)));
+        let expired = table.expire(t0 + secs(5.1));
+        assert_eq!(expired.len(), 1);
+        assert!(expired[0].terminated);
+        assert_eq!(expired[0].events, vec![TransactionEvent::Final(200)]);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn retransmission_timers_fire_repeatedly_for_one_transaction() {
+        let t0 = Instant::now();
+        let mut table = Table::new();
+        let mut tx = bye(t0, Reliability::Unreliable);
+        assert_eq!(tx.poll_transmit(), Some(Bytes::from_static(b"BYE")));
+        table.insert(bye_key(1), tx).unwrap();
+        let mut times = Vec::new();
+        while let Some(deadline) = table.poll_timeout() {
+            for e in table.expire(deadline) {
+                for _ in e.transmits {
+                    times.push(deadline.duration_since(t0).as_secs_f64());
+                }
+            }
+        }
+        assert_eq!(&times[..4], &[0.5, 1.5, 3.5, 7.5]);
+        assert!(table.is_empty());
     }
 }
