@@ -53,6 +53,15 @@ fn bench(c: &mut Criterion) {
             black_box(table.get(&keys[i]).is_some())
         })
     });
+    // Baseline: the bare hash map from key to slot, same access pattern.
+    let bare: std::collections::HashMap<ServerTransactionKey, u32> =
+        keys.iter().cloned().zip(0u32..).collect();
+    c.bench_function("baseline HashMap lookup among 10k (hit)", |b| {
+        b.iter(|| {
+            i = (i + 7919) % LIVE;
+            black_box(bare.get(&keys[i]).copied())
+        })
+    });
     let miss = key(LIVE + 1);
     c.bench_function("lookup among 10k (miss)", |b| {
         b.iter(|| black_box(table.get(black_box(&miss)).is_none()))
@@ -79,7 +88,10 @@ fn bench(c: &mut Criterion) {
             let mut tx = InviteServerTransaction::new(t0, settings, Reliability::Reliable);
             tx.send_response(200, ok.clone(), t0).expect("200");
             while tx.poll_transmit().is_some() {}
-            if table.insert(k.clone(), ServerTransaction::Invite(tx)).is_err() {
+            if table
+                .insert(k.clone(), ServerTransaction::Invite(tx))
+                .is_err()
+            {
                 unreachable!("fresh key");
             }
             if let Some(mut guard) = table.get_mut(&k) {
@@ -101,7 +113,8 @@ fn bench(c: &mut Criterion) {
                 Reliability::Unreliable,
             );
             while tx.poll_transmit().is_some() {}
-            tx.on_response(200, t0 + Duration::from_millis(30)).expect("200");
+            tx.on_response(200, t0 + Duration::from_millis(30))
+                .expect("200");
             black_box(tx.poll_event())
         })
     });
