@@ -247,6 +247,79 @@ pub enum ClientTransaction {
     NonInvite(NonInviteClientTransaction),
 }
 
+impl ServerTransaction {
+    /// A retransmission of the request arrived: replay the last response.
+    pub fn on_request_retransmission(&mut self, now: Instant) {
+        match self {
+            Self::Invite(t) => t.on_request_retransmission(now),
+            Self::NonInvite(t) => t.on_request_retransmission(now),
+        }
+    }
+
+    /// The TU sends a response (serialised).
+    pub fn send_response(
+        &mut self,
+        status: u16,
+        response: Bytes,
+        now: Instant,
+    ) -> Result<(), TransactionError> {
+        match self {
+            Self::Invite(t) => t.send_response(status, response, now),
+            Self::NonInvite(t) => t.send_response(status, response, now),
+        }
+    }
+
+    /// The transport failed to deliver a response.
+    pub fn on_transport_error(&mut self, now: Instant) {
+        match self {
+            Self::Invite(t) => t.on_transport_error(now),
+            Self::NonInvite(t) => t.on_transport_error(now),
+        }
+    }
+
+    /// The INVITE transaction, if this is one.
+    pub fn as_invite_mut(&mut self) -> Option<&mut InviteServerTransaction> {
+        match self {
+            Self::Invite(t) => Some(t),
+            Self::NonInvite(_) => None,
+        }
+    }
+
+    /// The INVITE transaction, if this is one.
+    pub fn as_invite(&self) -> Option<&InviteServerTransaction> {
+        match self {
+            Self::Invite(t) => Some(t),
+            Self::NonInvite(_) => None,
+        }
+    }
+}
+
+impl ClientTransaction {
+    /// A response matching this transaction arrived.
+    pub fn on_response(&mut self, status: u16, now: Instant) -> Result<(), TransactionError> {
+        match self {
+            Self::Invite(t) => t.on_response(status, now),
+            Self::NonInvite(t) => t.on_response(status, now),
+        }
+    }
+
+    /// The transport failed to send the request.
+    pub fn on_transport_error(&mut self, now: Instant) {
+        match self {
+            Self::Invite(t) => t.on_transport_error(now),
+            Self::NonInvite(t) => t.on_transport_error(now),
+        }
+    }
+
+    /// The INVITE transaction, if this is one (for `send_ack`).
+    pub fn as_invite_mut(&mut self) -> Option<&mut InviteClientTransaction> {
+        match self {
+            Self::Invite(t) => Some(t),
+            Self::NonInvite(_) => None,
+        }
+    }
+}
+
 macro_rules! either_surface {
     ($either:ty) => {
         impl Transaction for $either {
@@ -309,9 +382,7 @@ mod tests {
     ) -> Vec<Bytes> {
         let k = key("INVITE");
         if let Some(mut tx) = table.get_mut(&k) {
-            if let ServerTransaction::Invite(invite) = &mut *tx {
-                invite.on_request_retransmission(now);
-            }
+            tx.on_request_retransmission(now);
             return drain(&mut tx);
         }
         let mut invite =
@@ -393,8 +464,8 @@ mod tests {
         );
         let invite_key = cancel_key.cancelled_invite().unwrap();
         let outcome = match table.get(&invite_key) {
-            Some(ServerTransaction::Invite(invite)) => Some(invite.cancel_outcome()),
-            _ => None,
+            Some(tx) => tx.as_invite().map(InviteServerTransaction::cancel_outcome),
+            None => None,
         };
         assert_eq!(outcome, Some(CancelOutcome::AlreadyAnswered));
         let mut cancel = NonInviteServerTransaction::new(
@@ -435,9 +506,7 @@ mod tests {
         }
         // A CANCEL retransmission replays the 200 for the CANCEL only.
         let mut tx = table.get_mut(&cancel_key).unwrap();
-        if let ServerTransaction::NonInvite(cancel) = &mut *tx {
-            cancel.on_request_retransmission(t0 + secs(5.0));
-        }
+        tx.on_request_retransmission(t0 + secs(5.0));
         assert_eq!(drain(&mut tx), vec![Bytes::from_static(b"200-cancel")]);
     }
 
