@@ -441,3 +441,378 @@ impl GuessingGuard {
         self.addresses.records.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const MIN: Duration = Duration::from_secs(60);
+    const S: Duration = Duration::from_secs(1);
+
+    const PHONE: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+    const TRUNK: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1));
+
+    fn guard() -> GuessingGuard {
+        GuessingGuard::new(GuardSettings::default())
+    }
+
+    fn alice() -> CallerIdentity<'static> {
+        CallerIdentity::User("+4930123456")
+    }
+
+    fn fail_n(
+        g: &mut GuessingGuard,
+        who: &CallerIdentity<'_>,
+        src: IpAddr,
+        trunk: bool,
+        n: u32,
+        start: Instant,
+        gap: Duration,
+    ) -> Vec<FailureRecorded> {
+        (0..n)
+            .map(|i| g.record_failure(who, src, trunk, start + gap * i))
+            .collect()
+    }
+
+    #[test]
+    fn identity_locks_at_the_threshold() {
+        let t0 = Instant::now();
+        let mut g = guard();
+        let out = fail_n(&mut g, &alice(), TRUNK, true, 9, t0, S);
+        assert!(out.iter().all(|o| !o.identity_locked && !o.address_locked));
+        assert_eq!(
+            g.check_call(&alice(), TRUNK, true, t0 + 9 * S),
+            CallVerdict::Admit
+        );
+        let tenth = g.record_failure(&alice(), TRUNK, true, t0 + 9 * S);
+        assert!(tenth.identity_locked);
+        assert!(!tenth.address_locked, "trunk address is never locked");
+        assert_eq!(
+            g.check_call(&alice(), TRUNK, true, t0 + 10 * S),
+            CallVerdict::Refuse {
+                reason: GuardRefusal::IdentityLocked,
+                until: t0 + 9 * S + 15 * MIN
+            }
+        );
+        // Another caller over the same trunk is not affected.
+        let bob = CallerIdentity::User("+4930999999");
+        assert_eq!(
+            g.check_call(&bob, TRUNK, true, t0 + 10 * S),
+            CallVerdict::Admit
+        );
+    }
+
+    #[test]
+    fn sliding_window_forgets_old_failures() {
+        let t0 = Instant::now();
+        let mut g = guard();
+        // Nine failures, then a pause longer than the window.
+        fail_n(&mut g, &alice(), TRUNK, true, 9, t0, S);
+        let later = t0 + 8 * S + 10 * MIN;
+        let out = g.record_failure(&alice(), TRUNK, true, later);
+        assert!(!out.identity_locked);
+        // Failures spread one per 70 s: at most nine fall inside ten minutes.
+        let mut g = guard();
+        let out = fail_n(&mut g, &alice(), TRUNK, true, 30, t0, 70 * S);
+        assert!(out.iter().all(|o| !o.identity_locked));
+        // One per 60 s: the tenth lands 9 minutes after the first.
+        let mut g = guard();
+        let out = fail_n(&mut g, &alice(), TRUNK, true, 10, t0, MIN);
+        assert!(out[9].identity_locked);
+    }
+
+    #[test]
+    fn cooldown_expires() {
+        let t0 = Instant::now();
+        let mut g = guard();
+        fail_n(&mut g, &alice(), PHONE, false, 10, t0, S);
+        let locked_at = t0 + 9 * S;
+        assert!(matches!(
+            g.check_call(&alice(), PHONE, false, locked_at + 15 * MIN - S),
+            CallVerdict::Refuse { .. }
+        ));
+        assert_eq!(
+            g.check_call(&alice(), PHONE, false, locked_at + 15 * MIN),
+            CallVerdict::Admit
+        );
+        // After the cool-down the count starts from zero.
+        let after = locked_at + 15 * MIN;
+        let out = fail_n(&mut g, &alice(), PHONE, false, 9, after, S);
+        assert!(out.iter().all(|o| !o.identity_locked && !o.address_locked));
+    }
+
+    #[test]
+    fn failing_while_locked_restarts_the_cooldown() {
+        let t0 = Instant::now();
+        let mut g = guard();
+        fail_n(&mut g, &alice(), TRUNK, true, 10, t0, S);
+        let t = t0 + 10 * MIN;
+        let out = g.record_failure(&alice(), TRUNK, true, t);
+        assert!(!out.identity_locked, "already locked: not a new lock");
+        assert_eq!(
+            g.check_call(&alice(), TRUNK, true, t + 14 * MIN),
+            CallVerdict::Refuse {
+                reason: GuardRefusal::IdentityLocked,
+                until: t + 15 * MIN
+            }
+        );
+    }
+
+    #[test]
+    fn address_locks_for_direct_callers() {
+        let t0 = Instant::now();
+        let mut g = guard();
+        // Ten different identities from one non-trunk address.
+        let users: Vec<String> = (0..10).map(|i| format!("user{i}")).collect();
+        let mut locked = false;
+        for (i, u) in users.iter().enumerate() {
+            let out = g.record_failure(&CallerIdentity::User(u), PHONE, false, t0 + S * i as u32);
+            locked |= out.address_locked;
+            assert!(!out.identity_locked);
+        }
+        assert!(locked);
+        let fresh = CallerIdentity::User("someone-new");
+        assert_eq!(
+            g.check_call(&fresh, PHONE, false, t0 + MIN),
+            CallVerdict::Refuse {
+                reason: GuardRefusal::AddressLocked,
+                until: t0 + 9 * S + 15 * MIN
+            }
+        );
+        // Another address is fine.
+        let other = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert_eq!(
+            g.check_call(&fresh, other, false, t0 + MIN),
+            CallVerdict::Admit
+        );
+    }
+
+    #[test]
+    fn trunk_address_is_never_locked() {
+        let t0 = Instant::now();
+        let mut g = guard();
+        for i in 0..500u32 {
+            let user = format!("guess{i}");
+            let out = g.record_failure(&CallerIdentity::User(&user), TRUNK, true, t0 + S * i);
+            assert!(!out.address_locked);
+        }
+        assert_eq!(g.tracked_addresses(), 0);
+        let fresh = CallerIdentity::User("honest");
+        assert_eq!(
+            g.check_call(&fresh, TRUNK, true, t0 + 600 * S),
+            CallVerdict::Admit
+        );
+        // Even if the same address once failed as a non-trunk source, a
+        // call flagged as trunk is not refused by address.
+        let mut g = guard();
+        fail_n(&mut g, &CallerIdentity::Anonymous, TRUNK, false, 10, t0, S);
+        assert!(matches!(
+            g.check_call(&fresh, TRUNK, false, t0 + MIN),
+            CallVerdict::Refuse {
+                reason: GuardRefusal::AddressLocked,
+                ..
+            }
+        ));
+        assert_eq!(
+            g.check_call(&fresh, TRUNK, true, t0 + MIN),
+            CallVerdict::Admit
+        );
+    }
+
+    #[test]
+    fn anonymous_callers_are_one_group() {
+        let t0 = Instant::now();
+        let mut g = guard();
+        for (i, (pai, from)) in [
+            (None, None),
+            (None, Some("anonymous")),
+            (Some("Anonymous"), None),
+            (Some(""), Some("  ")),
+            (None, Some("ANONYMOUS")),
+        ]
+        .into_iter()
+        .cycle()
+        .take(10)
+        .enumerate()
+        {
+            let who = CallerIdentity::derive(pai, from);
+            assert_eq!(who, CallerIdentity::Anonymous);
+            let _ = g.record_failure(&who, TRUNK, true, t0 + S * i as u32);
+        }
+        assert!(matches!(
+            g.check_call(&CallerIdentity::Anonymous, TRUNK, true, t0 + MIN),
+            CallVerdict::Refuse {
+                reason: GuardRefusal::IdentityLocked,
+                ..
+            }
+        ));
+        assert_eq!(
+            g.check_call(&alice(), TRUNK, true, t0 + MIN),
+            CallVerdict::Admit
+        );
+    }
+
+    #[test]
+    fn identity_prefers_asserted_identity() {
+        assert_eq!(
+            CallerIdentity::derive(Some("+4930111"), Some("spoofed")),
+            CallerIdentity::User("+4930111")
+        );
+        assert_eq!(
+            CallerIdentity::derive(Some("anonymous"), Some("+4930222")),
+            CallerIdentity::User("+4930222")
+        );
+        assert_eq!(
+            CallerIdentity::derive(None, Some(" 100 ")),
+            CallerIdentity::User("100")
+        );
+    }
+
+    #[test]
+    fn global_alarm_fires_once_per_interval() {
+        let t0 = Instant::now();
+        let settings = GuardSettings {
+            global_alarm_per_minute: 20,
+            alarm_interval: 5 * MIN,
+            ..GuardSettings::default()
+        };
+        let mut g = GuessingGuard::new(settings);
+        let mut alarms = Vec::new();
+        // 200 failures, one every 500 ms, from many identities over a trunk.
+        for i in 0..200u32 {
+            let user = format!("u{i}");
+            let t = t0 + Duration::from_millis(500) * i;
+            if let Some(a) = g
+                .record_failure(&CallerIdentity::User(&user), TRUNK, true, t)
+                .alarm
+            {
+                alarms.push((t - t0, a));
+            }
+        }
+        // The 20th failure (at 9.5 s) crosses the level; the next alarm
+        // may come 5 minutes later at the earliest, after the burst ended.
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        assert_eq!(alarms[0].0, Duration::from_millis(9_500));
+        assert_eq!(
+            alarms[0].1,
+            GlobalAlarm {
+                failures_last_minute: 20,
+                threshold: 20
+            }
+        );
+        // One-second buckets: at 100 s the minute covers seconds 41..=100,
+        // two failures in each of 41..=99.
+        assert_eq!(g.failures_last_minute(t0 + 100 * S), 118);
+        // A second burst after the interval raises a second alarm.
+        let t1 = t0 + 10 * MIN;
+        assert_eq!(g.failures_last_minute(t1), 0);
+        let mut second = None;
+        for i in 0..20u32 {
+            let user = format!("v{i}");
+            second = second.or(g
+                .record_failure(&CallerIdentity::User(&user), TRUNK, true, t1 + S * i)
+                .alarm);
+        }
+        assert_eq!(second.map(|a| a.failures_last_minute), Some(20));
+    }
+
+    #[test]
+    fn slow_failures_never_alarm() {
+        let t0 = Instant::now();
+        let settings = GuardSettings {
+            global_alarm_per_minute: 10,
+            ..GuardSettings::default()
+        };
+        let mut g = GuessingGuard::new(settings);
+        for i in 0..1000u32 {
+            let user = format!("u{i}");
+            let out = g.record_failure(&CallerIdentity::User(&user), TRUNK, true, t0 + 7 * S * i);
+            assert_eq!(out.alarm, None, "at failure {i}");
+        }
+    }
+
+    #[test]
+    fn memory_is_capped() {
+        let t0 = Instant::now();
+        let settings = GuardSettings {
+            max_tracked: 100,
+            ..GuardSettings::default()
+        };
+        let mut g = GuessingGuard::new(settings);
+        // A flood of random From users over a trunk and from many addresses.
+        for i in 0..10_000u32 {
+            let user = format!("random-{i}-{}", "x".repeat(200));
+            let src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+            let _ = g.record_failure(&CallerIdentity::User(&user), src, false, t0 + S / 100 * i);
+            assert!(g.tracked_identities() <= 100);
+            assert!(g.tracked_addresses() <= 100);
+        }
+        assert_eq!(g.tracked_identities(), 100);
+    }
+
+    #[test]
+    fn eviction_spares_locked_callers() {
+        let t0 = Instant::now();
+        let settings = GuardSettings {
+            max_tracked: 10,
+            ..GuardSettings::default()
+        };
+        let mut g = GuessingGuard::new(settings);
+        fail_n(&mut g, &alice(), TRUNK, true, 10, t0, S);
+        // Flood with fresh identities, each failing once.
+        for i in 0..1000u32 {
+            let user = format!("flood{i}");
+            let _ = g.record_failure(
+                &CallerIdentity::User(&user),
+                TRUNK,
+                true,
+                t0 + MIN + S * i / 10,
+            );
+        }
+        assert!(matches!(
+            g.check_call(&alice(), TRUNK, true, t0 + 3 * MIN),
+            CallVerdict::Refuse { .. }
+        ));
+    }
+
+    #[test]
+    fn purge_drops_stale_records() {
+        let t0 = Instant::now();
+        let mut g = guard();
+        let _ = g.record_failure(&CallerIdentity::User("a"), PHONE, false, t0);
+        fail_n(&mut g, &CallerIdentity::User("b"), TRUNK, true, 10, t0, S);
+        assert_eq!(g.tracked_identities(), 2);
+        g.purge(t0 + 10 * MIN);
+        // "a" has nothing in the window any more; "b" is still locked.
+        assert_eq!(g.tracked_identities(), 1);
+        assert_eq!(g.tracked_addresses(), 0);
+        g.purge(t0 + 9 * S + 15 * MIN);
+        assert_eq!(g.tracked_identities(), 0);
+    }
+
+    #[test]
+    fn disabled_guard_does_nothing() {
+        let t0 = Instant::now();
+        let mut g = GuessingGuard::new(GuardSettings {
+            enabled: false,
+            global_alarm_per_minute: 1,
+            ..GuardSettings::default()
+        });
+        let out = fail_n(&mut g, &alice(), PHONE, false, 100, t0, Duration::ZERO);
+        assert!(out.iter().all(|o| *o == FailureRecorded::default()));
+        assert_eq!(g.check_call(&alice(), PHONE, false, t0), CallVerdict::Admit);
+        assert_eq!(g.tracked_identities(), 0);
+    }
+
+    #[test]
+    fn settings_validate_with_prefix() {
+        assert!(GuardSettings::default().validate("ivr.guard").is_empty());
+        let bad = GuardSettings {
+            max_tracked: 0,
+            ..GuardSettings::default()
+        };
+        assert_eq!(bad.validate("x.guard").len(), 1);
+        assert!(bad.validate("x.guard")[0].starts_with("x.guard.max_tracked"));
+    }
+}
