@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use crate::directory::{MAX_ID_LEN, MIN_ID_LEN};
 
 pub use collector::{CollectorSettings, DigitCollector};
-pub use flow::{Action, CallFlow, FlowState, HangupReason};
-pub use guard::{GuardSettings, GuessingGuard};
+pub use duration::parse_duration;
+pub use flow::{Action, CallEnd, CallFlow, EntryFailure, FlowState, HangupReason};
+pub use guard::{CallVerdict, CallerIdentity, GuardRefusal, GuardSettings, GuessingGuard};
 
 /// Settings of the auto attendant (`[ivr]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
