@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use crate::directory::ConferenceId;
 use crate::dtmf::Digit;
 
+use super::deadline;
+
 /// Digits an [`Entry`] keeps. Longer entries are still counted (so they can
 /// be refused as too long) but their extra digits are not stored: a caller
 /// holding a key down cannot grow memory.
@@ -206,9 +208,9 @@ impl DigitCollector {
         }
         if self.timer.is_none() {
             self.timer = Some(if self.entry.is_empty() {
-                Timer::FirstDigit(now + self.settings.first_digit_timeout)
+                Timer::FirstDigit(deadline(now, self.settings.first_digit_timeout))
             } else {
-                Timer::InterDigit(now + self.settings.inter_digit_timeout)
+                Timer::InterDigit(deadline(now, self.settings.inter_digit_timeout))
             });
         }
     }
@@ -240,7 +242,10 @@ impl DigitCollector {
             Digit::Star => {
                 self.entry = Entry::EMPTY;
                 // The caller is actively keying: give them the full first-digit time again.
-                self.timer = Some(Timer::FirstDigit(now + self.settings.first_digit_timeout));
+                self.timer = Some(Timer::FirstDigit(deadline(
+                    now,
+                    self.settings.first_digit_timeout,
+                )));
                 KeyOutcome::Cleared
             }
             Digit::Pound => self.submit(),
@@ -254,7 +259,10 @@ impl DigitCollector {
                 {
                     return self.submit();
                 }
-                self.timer = Some(Timer::InterDigit(now + self.settings.inter_digit_timeout));
+                self.timer = Some(Timer::InterDigit(deadline(
+                    now,
+                    self.settings.inter_digit_timeout,
+                )));
                 KeyOutcome::Digit
             }
         }

@@ -44,7 +44,7 @@ use crate::media::PromptId;
 
 use super::collector::{CollectTimeout, DigitCollector, Entry, KeyOutcome};
 use super::guard::GuardRefusal;
-use super::IvrSettings;
+use super::{deadline, IvrSettings};
 
 /// Longest a farewell prompt may take before the call is hung up anyway,
 /// should the media layer never report its end.
@@ -221,7 +221,7 @@ impl CallFlow {
         if !matches!(self.phase, Phase::Idle) {
             return;
         }
-        self.time_limit = Some(now + self.timing.max_ivr_duration);
+        self.time_limit = Some(deadline(now, self.timing.max_ivr_duration));
         if let Some(refusal) = self.early_refusal {
             self.farewell(PromptId::TooManyAttempts, HangupReason::Guard(refusal), now);
             return;
@@ -295,7 +295,7 @@ impl CallFlow {
                 self.phase = Phase::Checking {
                     submitted_at,
                     pending: Pending::Refuse {
-                        at: submitted_at + self.timing.refusal_delay,
+                        at: deadline(submitted_at, self.timing.refusal_delay),
                     },
                 };
                 self.refuse_if_due(now);
@@ -443,7 +443,7 @@ impl CallFlow {
         self.play(prompt);
         self.phase = Phase::Farewell {
             reason,
-            deadline: now + FAREWELL_LIMIT,
+            deadline: deadline(now, FAREWELL_LIMIT),
         };
     }
 
@@ -464,7 +464,7 @@ impl CallFlow {
                 self.phase = Phase::Checking {
                     submitted_at: now,
                     pending: Pending::Lookup {
-                        deadline: now + self.timing.lookup_timeout,
+                        deadline: deadline(now, self.timing.lookup_timeout),
                     },
                 };
             }
@@ -475,7 +475,7 @@ impl CallFlow {
                 self.phase = Phase::Checking {
                     submitted_at: now,
                     pending: Pending::Refuse {
-                        at: now + self.timing.refusal_delay,
+                        at: deadline(now, self.timing.refusal_delay),
                     },
                 };
                 self.refuse_if_due(now);

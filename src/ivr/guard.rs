@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::deadline;
+
 /// Settings of the guessing defence (`[ivr.guard]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -232,7 +234,7 @@ impl<K: Copy + Eq + Hash> Table<K> {
         if record.locked_at(now).is_some() {
             // Still failing while locked (a call admitted before the lock):
             // the cool-down starts again.
-            record.locked_until = Some(now + settings.cooldown);
+            record.locked_until = Some(deadline(now, settings.cooldown));
             return false;
         }
         record.locked_until = None;
@@ -246,7 +248,7 @@ impl<K: Copy + Eq + Hash> Table<K> {
         record.failures.push_back(now);
         if record.failures.len() >= self.max_failures as usize {
             record.failures.clear();
-            record.locked_until = Some(now + settings.cooldown);
+            record.locked_until = Some(deadline(now, settings.cooldown));
             return true;
         }
         false

@@ -15,7 +15,7 @@ pub mod duration;
 pub mod flow;
 pub mod guard;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,16 @@ pub use collector::{CollectorSettings, DigitCollector};
 pub use duration::parse_duration;
 pub use flow::{Action, CallEnd, CallFlow, EntryFailure, FlowState, HangupReason};
 pub use guard::{CallVerdict, CallerIdentity, GuardRefusal, GuardSettings, GuessingGuard};
+
+/// Longest timer any attendant state machine sets: durations from
+/// unvalidated settings are clamped to it so a deadline never overflows.
+pub const MAX_TIMER: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// `now + after`, with `after` clamped to [`MAX_TIMER`]; never panics
+/// (falls back to `now` on the impossible overflow).
+pub(crate) fn deadline(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after.min(MAX_TIMER)).unwrap_or(now)
+}
 
 /// Settings of the auto attendant (`[ivr]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,5 +288,49 @@ mod tests {
             };
             assert_eq!(s.validate().is_empty(), ok, "id_length {len}");
         }
+    }
+
+    #[test]
+    fn unvalidated_huge_durations_do_not_panic() {
+        let huge = Duration::MAX;
+        let s = IvrSettings {
+            first_digit_timeout: huge,
+            inter_digit_timeout: huge,
+            refusal_delay: huge,
+            lookup_timeout: huge,
+            max_ivr_duration: huge,
+            guard: GuardSettings {
+                cooldown: huge,
+                window: huge,
+                ..GuardSettings::default()
+            },
+            ..IvrSettings::default()
+        };
+        assert!(!s.validate().is_empty());
+        let t0 = Instant::now();
+        let mut flow = CallFlow::new(&s, None);
+        flow.start(t0);
+        flow.prompt_finished(crate::media::PromptId::Welcome, t0);
+        flow.handle_digit(crate::dtmf::Digit::Pound, crate::dtmf::DtmfSource::Info, t0);
+        flow.handle_timeout(t0 + Duration::from_secs(1));
+        assert!(flow.poll_timeout().is_some());
+        let mut guard = GuessingGuard::new(s.guard.clone());
+        for _ in 0..20 {
+            let _ = guard.record_failure(
+                &CallerIdentity::Anonymous,
+                std::net::IpAddr::from([192, 0, 2, 1]),
+                false,
+                t0,
+            );
+        }
+        assert!(matches!(
+            guard.check_call(
+                &CallerIdentity::Anonymous,
+                std::net::IpAddr::from([192, 0, 2, 1]),
+                false,
+                t0
+            ),
+            CallVerdict::Refuse { .. }
+        ));
     }
 }
