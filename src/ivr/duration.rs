@@ -5,7 +5,7 @@
 //! mandatory, so `"10"` is an error rather than a silent guess between
 //! seconds and milliseconds. Fractions (`"1.5s"`) are refused: write `"1500ms"`.
 //!
-//! The [`serde`](self::serde) submodule lets settings structs keep
+//! The [`serde`] submodule lets settings structs keep
 //! [`Duration`] fields while the TOML shows readable strings:
 //!
 //! ```

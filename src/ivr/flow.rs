@@ -18,6 +18,20 @@
 //! sleeping until [`CallFlow::poll_timeout`] in between. After each input,
 //! drain `poll_action` until it returns `None`.
 //!
+//! # Keys and timers
+//! Keypad rules are those of [`DigitCollector`]. Digits may be keyed while
+//! the welcome, not-valid and timeout prompts play; the first key used
+//! (`0`–`9`, `*`, `#`) stops the prompt ([`Action::StopPrompt`]). Timers
+//! for digits start only when a prompt ends or the caller barges in, so a
+//! caller is never timed out while listening, and never left waiting in
+//! silence without one. When the inter-digit timeout runs out with digits
+//! keyed, they are submitted as if `#` had been pressed: a complete ID
+//! gets through, a partial one is refused like any wrong entry. An empty
+//! first-digit timeout plays the timeout prompt, then the welcome again.
+//! Wrong, malformed and empty entries all count against `max_attempts`.
+//! Whatever happens, the call leaves the attendant by `max_ivr_duration`
+//! (goodbye, then hang-up; farewells are cut after [`FAREWELL_LIMIT`]).
+//!
 //! # Refusals sound alike
 //! Unknown, reset and expired IDs, and entries that are not a well-formed ID
 //! at all, are refused with the same prompt after the same delay: the
@@ -30,6 +44,12 @@
 //! The failure itself is reported ([`Action::EntryFailed`]) as soon as it is
 //! known, before the delay, so a caller who hangs up during the delay is
 //! still counted by the guessing defence.
+//!
+//! # Guessing defence
+//! The shell asks [`GuessingGuard::check_call`](super::guard::GuessingGuard::check_call)
+//! before creating the flow and passes a refusal to [`CallFlow::new`]; it
+//! feeds [`Action::EntryFailed`] reports with [`EntryFailure::is_guess`] to
+//! [`GuessingGuard::record_failure`](super::guard::GuessingGuard::record_failure).
 //!
 //! # Media layer contract
 //! [`CallFlow::prompt_finished`] is reported for a prompt that played to its
