@@ -199,6 +199,43 @@ struct Timing {
 }
 
 /// The auto attendant for one call. See the [module docs](self).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use dialgate::directory::{Lookup, Refusal};
+/// use dialgate::dtmf::{Digit, DtmfSource};
+/// use dialgate::ivr::{Action, CallFlow, IvrSettings};
+/// use dialgate::media::PromptId;
+///
+/// let t0 = Instant::now();
+/// let mut flow = CallFlow::new(&IvrSettings::default(), None);
+/// flow.start(t0);
+/// assert_eq!(flow.poll_action(), Some(Action::PlayPrompt(PromptId::Welcome)));
+///
+/// // The caller keys an ID over the welcome prompt.
+/// let now = t0 + Duration::from_secs(2);
+/// for key in "7654321".chars().filter_map(Digit::from_char) {
+///     flow.handle_digit(key, DtmfSource::Rfc4733, now);
+/// }
+/// // The shell drains the actions after every input.
+/// let mut heard = Vec::new();
+/// while let Some(action) = flow.poll_action() {
+///     match action {
+///         Action::LookUp(_id) => {
+///             // directory.lookup(id, SystemTime::now())
+///             flow.handle_lookup(Lookup::Refused(Refusal::Unknown), now)
+///         }
+///         other => heard.push(other),
+///     }
+/// }
+/// assert_eq!(heard[0], Action::StopPrompt);
+/// assert!(matches!(heard[1], Action::EntryFailed { attempt: 1, .. }));
+/// // The refusal is announced after the refusal delay.
+/// let wake = flow.poll_timeout().unwrap();
+/// assert_eq!(wake, now + Duration::from_millis(300));
+/// flow.handle_timeout(wake);
+/// assert_eq!(flow.poll_action(), Some(Action::PlayPrompt(PromptId::NotValid)));
+/// ```
 #[derive(Clone, Debug)]
 pub struct CallFlow {
     timing: Timing,
