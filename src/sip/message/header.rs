@@ -22,7 +22,15 @@ macro_rules! header_names {
                 }
             }
 
-            const ALL: &'static [HeaderName] = &[ $( HeaderName::$variant, )* ];
+            /// Full-name lookup, case-insensitive.
+            fn from_full(lower: &[u8]) -> HeaderName {
+                $(
+                    if lower.len() == $canon.len() && lower.eq_ignore_ascii_case($canon.as_bytes()) {
+                        return HeaderName::$variant;
+                    }
+                )*
+                HeaderName::Other
+            }
         }
     };
 }
@@ -147,8 +155,43 @@ header_names! {
 impl HeaderName {
     /// Maps a header name as written (any case, compact forms) to its variant.
     pub fn parse(name: &[u8]) -> HeaderName {
-        let _ = name;
-        todo!()
+        if let [c] = name {
+            return Self::compact(c.to_ascii_lowercase());
+        }
+        // Fast path for the headers of every call, then the full table.
+        match name.len() {
+            2 if name.eq_ignore_ascii_case(b"To") => HeaderName::To,
+            3 if name.eq_ignore_ascii_case(b"Via") => HeaderName::Via,
+            4 if name.eq_ignore_ascii_case(b"From") => HeaderName::From,
+            4 if name.eq_ignore_ascii_case(b"CSeq") => HeaderName::CSeq,
+            7 if name.eq_ignore_ascii_case(b"Call-ID") => HeaderName::CallId,
+            7 if name.eq_ignore_ascii_case(b"Contact") => HeaderName::Contact,
+            12 if name.eq_ignore_ascii_case(b"Max-Forwards") => HeaderName::MaxForwards,
+            14 if name.eq_ignore_ascii_case(b"Content-Length") => HeaderName::ContentLength,
+            _ => Self::from_full(name),
+        }
+    }
+
+    /// Compact forms (RFC 3261 §7.3.3, RFC 3515, RFC 3892, RFC 4028, RFC 6665).
+    fn compact(c: u8) -> HeaderName {
+        match c {
+            b'i' => HeaderName::CallId,
+            b'm' => HeaderName::Contact,
+            b'e' => HeaderName::ContentEncoding,
+            b'l' => HeaderName::ContentLength,
+            b'c' => HeaderName::ContentType,
+            b'f' => HeaderName::From,
+            b's' => HeaderName::Subject,
+            b'k' => HeaderName::Supported,
+            b't' => HeaderName::To,
+            b'v' => HeaderName::Via,
+            b'r' => HeaderName::ReferTo,
+            b'b' => HeaderName::ReferredBy,
+            b'o' => HeaderName::Event,
+            b'u' => HeaderName::AllowEvents,
+            b'x' => HeaderName::SessionExpires,
+            _ => HeaderName::Other,
+        }
     }
 }
 
