@@ -48,11 +48,7 @@ impl ServerSettings {
     pub fn from_config(config: &crate::config::Config) -> Self {
         let sip = &config.sip;
         Self {
-            listen: sip
-                .listen
-                .iter()
-                .map(|l| (l.transport, l.addr))
-                .collect(),
+            listen: sip.listen.iter().map(|l| (l.transport, l.addr)).collect(),
             ua: UaSettings::from_config(config),
             rtp_bind_address: config.rtp.bind_address,
             rtp_port_min: config.rtp.port_min,
@@ -293,7 +289,9 @@ impl Driver {
                 UaEvent::CallStarted { call_id, rtp, .. } => {
                     tracing::debug!(%call_id, rtp_port = rtp.rtp(), "call media ready");
                 }
-                UaEvent::CallEnded { call_id, reason, .. } => {
+                UaEvent::CallEnded {
+                    call_id, reason, ..
+                } => {
                     tracing::debug!(%call_id, ?reason, "call ended");
                 }
                 UaEvent::Info { .. } | UaEvent::MediaChanged { .. } => {}

@@ -85,7 +85,10 @@ async fn full_call(client: &mut SipClient) -> String {
 #[tokio::test]
 async fn options_over_udp_and_tcp() {
     let h = start().await;
-    for mut client in [SipClient::udp(udp_addr(&h)).await, SipClient::tcp(tcp_addr(&h)).await] {
+    for mut client in [
+        SipClient::udp(udp_addr(&h)).await,
+        SipClient::tcp(tcp_addr(&h)).await,
+    ] {
         client.send(&options(&client, 70)).await;
         let r = client.recv().await;
         assert_eq!(r.status(), Some(200), "{}", r.raw);
@@ -103,7 +106,9 @@ async fn invite_to_unknown_number_gets_404() {
     client.send(&call.invite(Some(&offer_sdp(30_000)))).await;
     let r = client.final_response("INVITE").await;
     assert_eq!(r.status(), Some(404));
-    client.send(&call.ack_non_2xx(&r.to_tag().unwrap_or_default())).await;
+    client
+        .send(&call.ack_non_2xx(&r.to_tag().unwrap_or_default()))
+        .await;
 }
 
 #[tokio::test]
@@ -131,7 +136,11 @@ async fn full_call_over_udp() {
     let sdp = full_call(&mut client).await;
     assert!(sdp.contains("m=audio "), "{sdp}");
     assert!(sdp.contains("telephone-event/8000"), "{sdp}");
-    assert!(wait_for(&h, |s| s.active_calls == 0 && s.rtp_ports_available == s.rtp_ports_capacity).await);
+    assert!(
+        wait_for(&h, |s| s.active_calls == 0
+            && s.rtp_ports_available == s.rtp_ports_capacity)
+        .await
+    );
     assert_eq!(h.stats().counters.calls_answered, 1);
 }
 
@@ -140,7 +149,11 @@ async fn full_call_over_tcp() {
     let h = start().await;
     let mut client = SipClient::tcp(tcp_addr(&h)).await;
     full_call(&mut client).await;
-    assert!(wait_for(&h, |s| s.active_calls == 0 && s.rtp_ports_available == s.rtp_ports_capacity).await);
+    assert!(
+        wait_for(&h, |s| s.active_calls == 0
+            && s.rtp_ports_available == s.rtp_ports_capacity)
+        .await
+    );
 }
 
 #[tokio::test]
@@ -191,7 +204,11 @@ async fn cancel_before_answer_gets_487() {
     }
     let tag = got_487.unwrap().to_tag().unwrap();
     client.send(&call.ack_non_2xx(&tag)).await;
-    assert!(wait_for(&h, |s| s.active_calls == 0 && s.rtp_ports_available == s.rtp_ports_capacity).await);
+    assert!(
+        wait_for(&h, |s| s.active_calls == 0
+            && s.rtp_ports_available == s.rtp_ports_capacity)
+        .await
+    );
 }
 
 #[tokio::test]
@@ -203,7 +220,9 @@ async fn no_common_codec_gets_488() {
     client.send(&call.invite(Some(g729))).await;
     let r = client.final_response("INVITE").await;
     assert_eq!(r.status(), Some(488));
-    client.send(&call.ack_non_2xx(&r.to_tag().unwrap_or_default())).await;
+    client
+        .send(&call.ack_non_2xx(&r.to_tag().unwrap_or_default()))
+        .await;
     assert!(wait_for(&h, |s| s.rtp_ports_available == s.rtp_ports_capacity).await);
 }
 
@@ -300,7 +319,11 @@ async fn port_pool_is_full_again_after_many_calls() {
     for t in tasks {
         t.await.unwrap();
     }
-    assert!(wait_for(&h, |s| s.active_calls == 0 && s.rtp_ports_available == s.rtp_ports_capacity).await);
+    assert!(
+        wait_for(&h, |s| s.active_calls == 0
+            && s.rtp_ports_available == s.rtp_ports_capacity)
+        .await
+    );
     assert_eq!(h.stats().counters.calls_answered, 40);
 }
 

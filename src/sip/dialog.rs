@@ -132,11 +132,8 @@ impl Dialog {
     ) -> Bytes {
         self.local_cseq = self.local_cseq.wrapping_add(1).max(1);
         let cseq = format!("{} {}", self.local_cseq, method);
-        let mut builder = RequestBuilder::new(method, &self.remote_target).via(
-            via_transport,
-            sent_by,
-            branch,
-        );
+        let mut builder =
+            RequestBuilder::new(method, &self.remote_target).via(via_transport, sent_by, branch);
         for route in &self.route_set {
             builder = builder.header("Route", route);
         }

@@ -171,7 +171,10 @@ impl SipClient {
 
     /// Receives the next message, or `None` after `wait`.
     pub async fn recv_within(&mut self, wait: Duration) -> Option<SipMsg> {
-        tokio::time::timeout(wait, self.recv_inner()).await.ok().flatten()
+        tokio::time::timeout(wait, self.recv_inner())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Receives the next message; fails the test after [`RECV_TIMEOUT`].
@@ -305,7 +308,10 @@ impl CallBuilder {
     }
 
     fn via(&self, branch: &str) -> String {
-        format!("SIP/2.0/{} {};branch={branch};rport", self.transport, self.local)
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            self.transport, self.local
+        )
     }
 
     pub fn invite(&self, sdp: Option<&str>) -> String {

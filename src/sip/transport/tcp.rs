@@ -61,7 +61,11 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts connections until the driver goes away.
-pub async fn accept_loop(listener: TcpListener, to_driver: mpsc::Sender<Inbound>, limits: TcpLimits) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    to_driver: mpsc::Sender<Inbound>,
+    limits: TcpLimits,
+) {
     let local = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {

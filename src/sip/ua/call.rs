@@ -6,9 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::respond::{self, contact_ip, format_host_port};
-use super::{
-    CallKey, EndReason, Flow, TxId, UaEvent, UserAgent, ACCEPT, ALLOW,
-};
+use super::{CallKey, EndReason, Flow, TxId, UaEvent, UserAgent, ACCEPT, ALLOW};
 use crate::media::ports::RtpPort;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{HeaderName, Message, Method};
@@ -80,7 +78,13 @@ fn mask(user: &str) -> String {
     let n = user.chars().count();
     user.chars()
         .enumerate()
-        .map(|(i, c)| if i + 2 < n && c.is_ascii_alphanumeric() { '*' } else { c })
+        .map(|(i, c)| {
+            if i + 2 < n && c.is_ascii_alphanumeric() {
+                '*'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -94,7 +98,11 @@ impl UserAgent {
             return;
         }
         if !self.settings.allow_any_source
-            && !self.settings.trunks.iter().any(|t| t.contains(source.remote.ip()))
+            && !self
+                .settings
+                .trunks
+                .iter()
+                .any(|t| t.contains(source.remote.ip()))
         {
             tracing::info!(source = %source.remote.ip(), "INVITE from a source outside every trunk");
             self.respond(id, &request, 403, "Forbidden", None, now);
@@ -103,14 +111,18 @@ impl UserAgent {
         if let Some(required) = request.header(HeaderName::Require) {
             // We support no extensions (§8.2.2.3).
             let required = required.to_string();
-            let bytes = respond::simple(&request, 420, "Bad Extension", None, &self.settings, |b| {
-                b.header("Unsupported", &required)
-            });
+            let bytes =
+                respond::simple(&request, 420, "Bad Extension", None, &self.settings, |b| {
+                    b.header("Unsupported", &required)
+                });
             self.send_on_tx(id, 420, bytes, now);
             return;
         }
         let uri = Uri::parse(request.request_uri()).ok();
-        let request_uri_host = uri.as_ref().and_then(|u| u.host.as_ref()).and_then(|h| h.ip());
+        let request_uri_host = uri
+            .as_ref()
+            .and_then(|u| u.host.as_ref())
+            .and_then(|h| h.ip());
         let digits = uri
             .as_ref()
             .and_then(crate::sip::uri::normalize_dialed_number);
@@ -119,12 +131,18 @@ impl UserAgent {
             .and_then(|d| self.numbers.iter().find(|(n, _)| n == d))
             .map(|(d, n)| (d.clone(), n.language.clone()));
         let Some((dialed, language)) = number else {
-            tracing::info!(uri = request.request_uri(), "INVITE for a number that is not configured");
+            tracing::info!(
+                uri = request.request_uri(),
+                "INVITE for a number that is not configured"
+            );
             self.respond(id, &request, 404, "Not Found", None, now);
             return;
         };
         if self.calls.len() >= self.settings.max_calls {
-            tracing::warn!(calls = self.calls.len(), "call limit reached, INVITE refused");
+            tracing::warn!(
+                calls = self.calls.len(),
+                "call limit reached, INVITE refused"
+            );
             self.service_unavailable(id, &request, now);
             return;
         }
@@ -158,9 +176,14 @@ impl UserAgent {
                 Err(e) => {
                     self.ports.release(rtp);
                     tracing::info!(error = %e, "no common media, INVITE refused");
-                    let bytes = respond::simple(&request, 488, "Not Acceptable Here", None, &self.settings, |b| {
-                        b.header("Warning", "304 dialgate \"Incompatible media format\"")
-                    });
+                    let bytes = respond::simple(
+                        &request,
+                        488,
+                        "Not Acceptable Here",
+                        None,
+                        &self.settings,
+                        |b| b.header("Warning", "304 dialgate \"Incompatible media format\""),
+                    );
                     self.send_on_tx(id, 488, bytes, now);
                     return;
                 }
@@ -239,9 +262,14 @@ impl UserAgent {
                 if let Some(c) = self.calls.get(&key) {
                     let tag = c.dialog.id.local_tag.clone();
                     let contact = c.contact.clone();
-                    let bytes = respond::simple(&c.invite, 180, "Ringing", Some(&tag), &self.settings, |b| {
-                        b.header("Contact", &contact)
-                    });
+                    let bytes = respond::simple(
+                        &c.invite,
+                        180,
+                        "Ringing",
+                        Some(&tag),
+                        &self.settings,
+                        |b| b.header("Contact", &contact),
+                    );
                     self.send_on_tx(id, 180, bytes, now);
                 }
                 self.schedule_call(key, at);
@@ -250,7 +278,10 @@ impl UserAgent {
     }
 
     /// The SDP offer of an INVITE, `None` when it has no body.
-    fn read_offer(&self, request: &Message) -> Result<Option<SessionDescription>, (u16, &'static str)> {
+    fn read_offer(
+        &self,
+        request: &Message,
+    ) -> Result<Option<SessionDescription>, (u16, &'static str)> {
         let body = request.body();
         if body.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(None);
@@ -282,7 +313,13 @@ impl UserAgent {
         c.answer_at = None;
         c.awaiting_ack = Some(c.invite_tx);
         let id = c.invite_tx;
-        let bytes = ok_with_sdp(&c.invite, &c.dialog.id.local_tag, &c.contact, &c.local_sdp, &self.settings);
+        let bytes = ok_with_sdp(
+            &c.invite,
+            &c.dialog.id.local_tag,
+            &c.contact,
+            &c.local_sdp,
+            &self.settings,
+        );
         tracing::info!(parent: &c.span, "call answered");
         self.counters.calls_answered += 1;
         self.send_on_tx(id, 200, bytes, now);
@@ -406,11 +443,22 @@ impl UserAgent {
 
     /// A re-INVITE or UPDATE (RFC 3264 §8, RFC 3311): answer a new offer
     /// with a new SDP version, or offer ourselves when it has none.
-    fn offer_in_dialog(&mut self, key: CallKey, id: TxId, method: &Method, request: Message, now: Instant) {
+    fn offer_in_dialog(
+        &mut self,
+        key: CallKey,
+        id: TxId,
+        method: &Method,
+        request: Message,
+        now: Instant,
+    ) {
         let Some(c) = self.calls.get_mut(&key) else {
             return;
         };
-        if c.state == CallState::Ringing || c.state == CallState::Ending || c.awaiting_ack.is_some() || c.pending_offer.is_some() {
+        if c.state == CallState::Ringing
+            || c.state == CallState::Ending
+            || c.awaiting_ack.is_some()
+            || c.pending_offer.is_some()
+        {
             // An offer/answer exchange is still open (§14.2, RFC 3311 §5.2).
             let status = if c.state == CallState::Ringing || c.state == CallState::Ending {
                 (500, "Server Internal Error")
@@ -457,9 +505,14 @@ impl UserAgent {
                 }
                 Err(e) => {
                     tracing::info!(parent: &c.span, error = %e, "re-offer refused");
-                    let bytes = respond::simple(&request, 488, "Not Acceptable Here", None, &self.settings, |b| {
-                        b.header("Warning", "304 dialgate \"Incompatible media format\"")
-                    });
+                    let bytes = respond::simple(
+                        &request,
+                        488,
+                        "Not Acceptable Here",
+                        None,
+                        &self.settings,
+                        |b| b.header("Warning", "304 dialgate \"Incompatible media format\""),
+                    );
                     self.send_on_tx(id, 488, bytes, now);
                     return;
                 }

@@ -672,13 +672,11 @@ impl UserAgent {
                 flow.reliability(),
             ))
         } else {
-            ServerTransaction::NonInvite(
-                crate::sip::transaction::NonInviteServerTransaction::new(
-                    now,
-                    self.settings.timers,
-                    flow.reliability(),
-                ),
-            )
+            ServerTransaction::NonInvite(crate::sip::transaction::NonInviteServerTransaction::new(
+                now,
+                self.settings.timers,
+                flow.reliability(),
+            ))
         };
         if let Some(k) = &key {
             self.server_keys.insert(k.clone(), id);
@@ -810,7 +808,11 @@ impl UserAgent {
         };
         match result {
             Ok(()) => {
-                if let Some(slot) = self.counters.responses_sent.get_mut(usize::from(status / 100)) {
+                if let Some(slot) = self
+                    .counters
+                    .responses_sent
+                    .get_mut(usize::from(status / 100))
+                {
                     *slot += 1;
                 }
             }
@@ -833,28 +835,51 @@ impl UserAgent {
     }
 
     fn method_not_allowed(&mut self, id: TxId, request: &Message, now: Instant) {
-        let bytes = respond::simple(request, 405, "Method Not Allowed", None, &self.settings, |b| {
-            b.header("Allow", ALLOW)
-        });
+        let bytes = respond::simple(
+            request,
+            405,
+            "Method Not Allowed",
+            None,
+            &self.settings,
+            |b| b.header("Allow", ALLOW),
+        );
         self.send_on_tx(id, 405, bytes, now);
     }
 
     fn service_unavailable(&mut self, id: TxId, request: &Message, now: Instant) {
         let retry = self.settings.retry_after;
-        let bytes = respond::simple(request, 503, "Service Unavailable", None, &self.settings, |b| {
-            b.header("Retry-After", retry)
-        });
+        let bytes = respond::simple(
+            request,
+            503,
+            "Service Unavailable",
+            None,
+            &self.settings,
+            |b| b.header("Retry-After", retry),
+        );
         self.send_on_tx(id, 503, bytes, now);
     }
 
     /// CANCEL (§9.2): 200 and 487 to the INVITE while it has no final
     /// response; 200 and no effect after; 481 when nothing matches.
-    fn cancel(&mut self, id: TxId, key: Option<ServerTransactionKey>, request: &Message, now: Instant) {
+    fn cancel(
+        &mut self,
+        id: TxId,
+        key: Option<ServerTransactionKey>,
+        request: &Message,
+        now: Instant,
+    ) {
         let invite = key
             .and_then(|k| k.cancelled_invite())
             .and_then(|k| self.server_keys.get(&k).copied());
         let Some(invite) = invite else {
-            self.respond(id, request, 481, "Call/Transaction Does Not Exist", None, now);
+            self.respond(
+                id,
+                request,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+                now,
+            );
             return;
         };
         self.respond(id, request, 200, "OK", None, now);
@@ -926,7 +951,8 @@ impl UserAgent {
         let Ok(key) = ClientTransactionKey::new(&branch, "BYE") else {
             return;
         };
-        let tx = NonInviteClientTransaction::new(bytes, now, self.settings.timers, flow.reliability());
+        let tx =
+            NonInviteClientTransaction::new(bytes, now, self.settings.timers, flow.reliability());
         self.client_keys.insert(key.clone(), id);
         self.client_txs.insert(
             id,

@@ -135,7 +135,13 @@ pub(super) fn format_host_port(ip: IpAddr, port: u16) -> String {
 impl UserAgent {
     /// A parsed request failed validation: 400 (the reason names the
     /// problem) when the Via can be read, else drop.
-    pub(super) fn answer_malformed(&mut self, msg: &Message, flow: Flow, status: u16, reason: &str) {
+    pub(super) fn answer_malformed(
+        &mut self,
+        msg: &Message,
+        flow: Flow,
+        status: u16,
+        reason: &str,
+    ) {
         let Ok(via) = msg.via() else {
             self.counters.malformed_dropped += 1;
             tracing::debug!(remote = %flow.remote, reason, "malformed request without Via dropped");
@@ -144,7 +150,11 @@ impl UserAgent {
         let dest = response_flow(&via, flow);
         let bytes = simple(msg, status, reason, None, &self.settings, |b| b);
         self.counters.malformed_answered += 1;
-        if let Some(slot) = self.counters.responses_sent.get_mut(usize::from(status / 100)) {
+        if let Some(slot) = self
+            .counters
+            .responses_sent
+            .get_mut(usize::from(status / 100))
+        {
             *slot += 1;
         }
         tracing::debug!(remote = %flow.remote, reason, "malformed request answered");
@@ -172,7 +182,11 @@ impl UserAgent {
                     },
                 };
                 self.counters.malformed_answered += 1;
-                if let Some(slot) = self.counters.responses_sent.get_mut(usize::from(status / 100)) {
+                if let Some(slot) = self
+                    .counters
+                    .responses_sent
+                    .get_mut(usize::from(status / 100))
+                {
                     *slot += 1;
                 }
                 tracing::debug!(remote = %flow.remote, reason, "unparseable request answered");
@@ -221,7 +235,9 @@ fn raw_error_response(raw: &[u8], status: u16, reason: &str) -> Option<(Bytes, O
         if !keep || text.chars().any(|c| c.is_control() && c != '\t') {
             continue;
         }
-        if via_info.is_none() && (name.eq_ignore_ascii_case("via") || name.eq_ignore_ascii_case("v")) {
+        if via_info.is_none()
+            && (name.eq_ignore_ascii_case("via") || name.eq_ignore_ascii_case("v"))
+        {
             let first = value.split(',').next().unwrap_or("").trim();
             let via = Via::parse(first).ok()?;
             via_info = Some((via.port, via.rport == Rport::Requested));
@@ -240,7 +256,9 @@ mod tests {
 
     #[test]
     fn raw_error_response_needs_a_request_with_via() {
-        assert!(raw_error_response(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a\r\n\r\n", 400, "x").is_none());
+        assert!(
+            raw_error_response(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a\r\n\r\n", 400, "x").is_none()
+        );
         assert!(raw_error_response(b"INVITE sip:a SIP/2.0\r\nFrom: a\r\n\r\n", 400, "x").is_none());
         assert!(raw_error_response(b"", 400, "x").is_none());
         assert!(raw_error_response(b"\xff\xfe", 400, "x").is_none());
