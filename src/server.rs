@@ -273,6 +273,9 @@ impl Driver {
             Inbound::Connected { conn, writer, .. } => {
                 self.tcp_writers.insert(conn, writer);
             }
+            Inbound::Idle { conn, close } => {
+                let _ = close.send(!self.ua.connection_in_use(conn));
+            }
             Inbound::Closed { conn } => {
                 self.tcp_writers.remove(&conn);
                 self.ua.handle_connection_closed(conn);

@@ -56,6 +56,14 @@ pub enum Inbound {
         /// Queue of outgoing bytes; dropping it closes the connection.
         writer: tokio::sync::mpsc::Sender<Bytes>,
     },
+    /// A TCP connection sent nothing for the idle timeout. The driver
+    /// answers `true` to close it, `false` when calls still use it.
+    Idle {
+        /// The connection.
+        conn: ConnId,
+        /// Where the answer goes.
+        close: tokio::sync::oneshot::Sender<bool>,
+    },
     /// A TCP connection ended.
     Closed {
         /// The connection.

@@ -136,8 +136,20 @@ async fn serve_connection(
     'read: loop {
         let read = tokio::time::timeout(limits.idle_timeout, reader.read_buf(&mut buf)).await;
         match read {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(_)) => {}
+            Err(_) => {
+                // Idle: close unless a call still needs the connection
+                // (our BYE would have no other way to the caller).
+                let (close, answer) = tokio::sync::oneshot::channel();
+                if to_driver.send(Inbound::Idle { conn, close }).await.is_err() {
+                    break;
+                }
+                match answer.await {
+                    Ok(false) => continue,
+                    _ => break,
+                }
+            }
         }
         loop {
             match frame(&buf, limits.max_message_size) {

@@ -48,6 +48,8 @@ pub(super) struct Call {
     pub(super) flow: Flow,
     pub(super) contact: String,
     pub(super) answer_at: Option<Instant>,
+    /// When the longest call duration is reached.
+    pub(super) hang_up_at: Option<Instant>,
     pub(super) started: bool,
     pub(super) end_reason: Option<EndReason>,
     pub(super) span: tracing::Span,
@@ -251,6 +253,7 @@ impl UserAgent {
                 flow: source,
                 contact,
                 answer_at,
+                hang_up_at: None,
                 started: false,
                 end_reason: None,
                 span,
@@ -311,6 +314,8 @@ impl UserAgent {
         }
         c.state = CallState::Answered;
         c.answer_at = None;
+        let limit = now + self.settings.max_call_duration;
+        c.hang_up_at = Some(limit);
         c.awaiting_ack = Some(c.invite_tx);
         let id = c.invite_tx;
         let bytes = ok_with_sdp(
@@ -323,6 +328,7 @@ impl UserAgent {
         tracing::info!(parent: &c.span, "call answered");
         self.counters.calls_answered += 1;
         self.send_on_tx(id, 200, bytes, now);
+        self.schedule_call(key, limit);
     }
 
     /// The ACK of a 2xx (§13.3.1.4): confirms the call, stops the 2xx

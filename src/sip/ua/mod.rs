@@ -50,6 +50,9 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
 /// Bodies the gateway accepts (Accept, §20.1).
 pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
 
+/// Default for [`UaSettings::max_call_duration`]: four hours.
+pub const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(4 * 3600);
+
 /// Identifies a call inside one [`UserAgent`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallKey(pub u64);
@@ -77,6 +80,8 @@ pub enum EndReason {
     Shutdown,
     /// The transport failed.
     TransportError,
+    /// The call reached the longest call duration allowed.
+    MaxDuration,
 }
 
 /// News for the media layer and the call flow above the core.
@@ -178,6 +183,9 @@ pub struct UaSettings {
     /// How long a call rings (180) before it is answered; zero answers at
     /// once. Gives callers a window to CANCEL.
     pub answer_delay: Duration,
+    /// Longest call; then we hang up. A safety net against calls whose
+    /// caller vanished without BYE.
+    pub max_call_duration: Duration,
 }
 
 impl Default for UaSettings {
@@ -207,6 +215,7 @@ impl UaSettings {
             trunks: config.trunks.clone(),
             max_message_size: sip.max_message_size,
             answer_delay: Duration::ZERO,
+            max_call_duration: DEFAULT_MAX_CALL_DURATION,
         }
     }
 }
@@ -437,16 +446,24 @@ impl UserAgent {
                     self.drive_client_tx(id, now);
                 }
                 Wake::Call(key) => {
-                    let due = self
-                        .calls
-                        .get(&key)
-                        .is_some_and(|c| c.answer_at == Some(at));
-                    if due {
+                    let Some(c) = self.calls.get(&key) else {
+                        continue;
+                    };
+                    if c.answer_at == Some(at) {
                         self.answer_call(key, now);
+                    } else if c.hang_up_at == Some(at) {
+                        tracing::info!(parent: &c.span, "longest call duration reached");
+                        self.end_call_locally(key, EndReason::MaxDuration, now);
                     }
                 }
             }
         }
+    }
+
+    /// Whether a call still uses this TCP connection (so an idle
+    /// connection must stay open).
+    pub fn connection_in_use(&self, conn: ConnId) -> bool {
+        self.calls.values().any(|c| c.flow.conn == Some(conn))
     }
 
     /// A TCP connection closed: transactions and calls on it can no

@@ -821,3 +821,85 @@ fn port_pool_is_full_again_after_many_calls_on_every_path() {
         assert!(h.pool_full(), "iteration {i}");
     }
 }
+
+#[test]
+fn calls_are_hung_up_at_the_longest_duration() {
+    let mut s = settings();
+    s.max_call_duration = Duration::from_secs(3600);
+    let mut h = Harness::with(s);
+    established(&mut h, "call-long");
+    h.advance(Duration::from_secs(3599));
+    assert!(!h
+        .sent()
+        .iter()
+        .any(|(_, m)| m.method() == Some(&Method::Bye)));
+    h.advance(Duration::from_secs(2));
+    assert!(h
+        .sent()
+        .iter()
+        .any(|(_, m)| m.method() == Some(&Method::Bye)));
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.ua.active_calls(), 0);
+    assert!(h.pool_full());
+}
+
+#[test]
+fn info_in_a_call_is_answered_and_reported() {
+    let mut h = Harness::new();
+    let tag = established(&mut h, "call-info");
+    h.events();
+    let body = "Signal=5\nDuration=160\n";
+    let text = in_dialog("INFO", "call-info", &tag, "z9hG4bK-info", 2, Some(body))
+        .replace("application/sdp", "application/dtmf-relay");
+    h.send(&text);
+    assert_eq!(h.statuses(), vec![200]);
+    match h.events().as_slice() {
+        [UaEvent::Info {
+            content_type, body, ..
+        }] => {
+            assert_eq!(content_type.as_deref(), Some("application/dtmf-relay"));
+            assert!(String::from_utf8_lossy(body).contains("Signal=5"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn in_dialog_options_and_unknown_methods() {
+    let mut h = Harness::new();
+    let tag = established(&mut h, "call-opt");
+    h.send(&in_dialog(
+        "OPTIONS",
+        "call-opt",
+        &tag,
+        "z9hG4bK-o",
+        2,
+        None,
+    ));
+    let sent = h.sent();
+    assert_eq!(sent[0].1.status(), Some(200));
+    assert!(sent[0].1.header(HeaderName::Allow).is_some());
+    h.send(&in_dialog("REFER", "call-opt", &tag, "z9hG4bK-r", 3, None));
+    let sent = h.sent();
+    assert_eq!(sent[0].1.status(), Some(405));
+    assert!(sent[0].1.header(HeaderName::Allow).is_some());
+}
+
+#[test]
+fn tcp_connection_in_use_while_a_call_runs_on_it() {
+    let mut h = Harness::new();
+    let text = invite("call-tcp", "z9hG4bK-tcp", 1, Some(OFFER))
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .replace('\n', "\r\n")
+        .replace("\r\r\n", "\r\n");
+    h.ua.handle_datagram(
+        Transport::Tcp,
+        LOCAL.parse().unwrap(),
+        "127.0.0.1:41000".parse().unwrap(),
+        Some(ConnId(9)),
+        Bytes::from(text),
+        h.now,
+    );
+    assert!(h.ua.connection_in_use(ConnId(9)));
+    assert!(!h.ua.connection_in_use(ConnId(10)));
+}
