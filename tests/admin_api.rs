@@ -5,7 +5,7 @@ mod common;
 
 use common::{agent, dial_in_numbers, FakeDirectory, TestServer};
 use dialgate::admin::AdminState;
-use dialgate::notify::{NotifySettings, Notifier};
+use dialgate::notify::{Notifier, NotifySettings};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -104,7 +104,8 @@ impl Api {
         let body = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} non-JSON {text:?}: {e}"))
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{status} non-JSON {text:?}: {e}"))
         };
         Resp { status, body, text }
     }
@@ -179,7 +180,10 @@ fn create_show_and_remove_an_organizer() {
     assert_eq!(r.body["dial_in_numbers"][1]["label"], "Redmond");
     assert!(r.body["created_at"].as_str().unwrap().ends_with('Z'));
     assert!(!r.text.contains("908172"), "PIN echoed: {}", r.text);
-    assert_eq!(api.dir.pin_of("amos.marble@contoso.com").as_deref(), Some("908172"));
+    assert_eq!(
+        api.dir.pin_of("amos.marble@contoso.com").as_deref(),
+        Some("908172")
+    );
 
     let r = api.get("/v1/organizers/amos.marble@contoso.com");
     assert_eq!(r.status, 200);
@@ -195,8 +199,16 @@ fn create_show_and_remove_an_organizer() {
     let r = api.delete("/v1/organizers/amos.marble@contoso.com");
     assert_eq!(r.status, 204);
     assert_eq!(r.text, "");
-    assert_error(&api.get("/v1/organizers/amos.marble@contoso.com"), 404, "not_found");
-    assert_error(&api.delete("/v1/organizers/amos.marble@contoso.com"), 404, "not_found");
+    assert_error(
+        &api.get("/v1/organizers/amos.marble@contoso.com"),
+        404,
+        "not_found",
+    );
+    assert_error(
+        &api.delete("/v1/organizers/amos.marble@contoso.com"),
+        404,
+        "not_found",
+    );
     // The removed organizer's ID is tombstoned, not free.
     let r = api.get("/v1/conference-ids/8271964");
     assert_eq!(r.body["state"], "reset");
@@ -205,14 +217,22 @@ fn create_show_and_remove_an_organizer() {
 #[test]
 fn conflicts_are_409() {
     let api = Api::start(false);
-    assert_eq!(api.add("a@contoso.com", json!({"conference_id": "1111111"})).status, 201);
+    assert_eq!(
+        api.add("a@contoso.com", json!({"conference_id": "1111111"}))
+            .status,
+        201
+    );
     assert_error(&api.add("a@contoso.com", json!({})), 409, "already_exists");
     assert_error(
         &api.add("b@contoso.com", json!({"conference_id": "1111111"})),
         409,
         "in_use",
     );
-    assert_eq!(api.add("b@contoso.com", json!({"conference_id": "2222222"})).status, 201);
+    assert_eq!(
+        api.add("b@contoso.com", json!({"conference_id": "2222222"}))
+            .status,
+        201
+    );
     let r = api.send(
         "PUT",
         "/v1/organizers/b@contoso.com/conference-id",
@@ -221,11 +241,18 @@ fn conflicts_are_409() {
     assert_error(&r, 409, "in_use");
 
     // Reset a's ID: the old one is quarantined.
-    let r = api.send("POST", "/v1/organizers/a@contoso.com/conference-id/reset", None);
+    let r = api.send(
+        "POST",
+        "/v1/organizers/a@contoso.com/conference-id/reset",
+        None,
+    );
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["previous"], "1111111");
     assert_ne!(r.body["conference_id"], "1111111");
-    assert_eq!(r.body["organizer"]["conference_id"], r.body["conference_id"]);
+    assert_eq!(
+        r.body["organizer"]["conference_id"],
+        r.body["conference_id"]
+    );
     assert!(r.body.get("notice_id").is_none(), "no notifier configured");
     let r = api.send(
         "PUT",
@@ -256,10 +283,17 @@ fn malformed_requests_are_400_or_415() {
     let post = |body: &str, ctype: &str| {
         api.raw("POST", "/v1/organizers", Some(TOKEN), Some((ctype, body)))
     };
-    assert_error(&post("{\"id\": ", "application/json"), 400, "malformed_json");
+    assert_error(
+        &post("{\"id\": ", "application/json"),
+        400,
+        "malformed_json",
+    );
     assert_error(&post("not json", "application/json"), 400, "malformed_json");
     assert_error(
-        &post(r#"{"id": "a@x.com", "email": "a@x.com"}"#, "application/json"),
+        &post(
+            r#"{"id": "a@x.com", "email": "a@x.com"}"#,
+            "application/json",
+        ),
         400,
         "bad_request",
     );
@@ -288,7 +322,10 @@ fn malformed_requests_are_400_or_415() {
         "bad_request",
     );
     assert_error(
-        &post(r#"{"id": "a@x.com", "display_name": "A", "email": "a@x.com"}"#, "text/plain"),
+        &post(
+            r#"{"id": "a@x.com", "display_name": "A", "email": "a@x.com"}"#,
+            "text/plain",
+        ),
         415,
         "unsupported_media_type",
     );
@@ -300,12 +337,20 @@ fn malformed_requests_are_400_or_415() {
 #[test]
 fn unknown_things_are_404_and_wrong_methods_405() {
     let api = Api::start(false);
-    assert_error(&api.get("/v1/organizers/nobody@contoso.com"), 404, "not_found");
+    assert_error(
+        &api.get("/v1/organizers/nobody@contoso.com"),
+        404,
+        "not_found",
+    );
     assert_error(&api.get("/v1/meetings/m404"), 404, "not_found");
     assert_error(&api.get("/v1/nothing-here"), 404, "not_found");
     assert_error(&api.get("/"), 404, "not_found");
     assert_error(
-        &api.send("POST", "/v1/organizers/nobody@contoso.com/conference-id/reset", None),
+        &api.send(
+            "POST",
+            "/v1/organizers/nobody@contoso.com/conference-id/reset",
+            None,
+        ),
         404,
         "not_found",
     );
@@ -318,14 +363,21 @@ fn unknown_things_are_404_and_wrong_methods_405() {
         404,
         "not_found",
     );
-    assert_error(&api.send("PATCH", "/v1/organizers", None), 405, "method_not_allowed");
+    assert_error(
+        &api.send("PATCH", "/v1/organizers", None),
+        405,
+        "method_not_allowed",
+    );
     assert_error(&api.delete("/v1/organizers"), 405, "method_not_allowed");
     assert_error(
         &api.send("POST", "/v1/conference-ids/1234567", None),
         405,
         "method_not_allowed",
     );
-    assert_eq!(api.get("/v1/conference-ids/1234567").body["state"], "unknown");
+    assert_eq!(
+        api.get("/v1/conference-ids/1234567").body["state"],
+        "unknown"
+    );
 }
 
 #[test]
@@ -335,14 +387,26 @@ fn invalid_values_are_422() {
         let r = api.add("a@contoso.com", json!({"conference_id": bad}));
         assert_error(&r, 422, "invalid_conference_id");
     }
-    assert_error(&api.get("/v1/conference-ids/12a4567"), 422, "invalid_conference_id");
-    assert_error(&api.get("/v1/conference-ids/123"), 422, "invalid_conference_id");
+    assert_error(
+        &api.get("/v1/conference-ids/12a4567"),
+        422,
+        "invalid_conference_id",
+    );
+    assert_error(
+        &api.get("/v1/conference-ids/123"),
+        422,
+        "invalid_conference_id",
+    );
     assert_error(
         &api.add("a@contoso.com", json!({"email": "not an address"})),
         422,
         "invalid_field",
     );
-    assert_error(&api.add("a@contoso.com", json!({"leader_pin": "12ab"})), 422, "invalid_field");
+    assert_error(
+        &api.add("a@contoso.com", json!({"leader_pin": "12ab"})),
+        422,
+        "invalid_field",
+    );
     assert_error(&api.add("", json!({})), 422, "invalid_field");
     assert_eq!(api.add("a@contoso.com", json!({})).status, 201);
     let r = api.send(
@@ -357,7 +421,11 @@ fn invalid_values_are_422() {
 fn organizers_page_in_id_order() {
     let api = Api::start(false);
     for i in (0..25).rev() {
-        assert_eq!(api.add(&format!("user{i:02}@contoso.com"), json!({})).status, 201);
+        assert_eq!(
+            api.add(&format!("user{i:02}@contoso.com"), json!({}))
+                .status,
+            201
+        );
     }
     let first = api.get("/v1/organizers?limit=10");
     assert_eq!(first.status, 200);
@@ -397,7 +465,11 @@ fn organizers_page_in_id_order() {
 #[test]
 fn meetings_and_conference_id_status() {
     let api = Api::start(false);
-    assert_eq!(api.add("dyn@contoso.com", json!({"mode": "dynamic"})).status, 201);
+    assert_eq!(
+        api.add("dyn@contoso.com", json!({"mode": "dynamic"}))
+            .status,
+        201
+    );
     assert_eq!(api.add("static@contoso.com", json!({})).status, 201);
 
     let r = api.send(
@@ -443,17 +515,29 @@ fn meetings_and_conference_id_status() {
         "invalid_timestamp",
     );
     assert_error(
-        &api.send("POST", "/v1/meetings", Some(json!({"organizer": "static@contoso.com"}))),
+        &api.send(
+            "POST",
+            "/v1/meetings",
+            Some(json!({"organizer": "static@contoso.com"})),
+        ),
         409,
         "wrong_mode",
     );
     assert_error(
-        &api.send("POST", "/v1/meetings", Some(json!({"organizer": "ghost@contoso.com"}))),
+        &api.send(
+            "POST",
+            "/v1/meetings",
+            Some(json!({"organizer": "ghost@contoso.com"})),
+        ),
         404,
         "not_found",
     );
     assert_error(
-        &api.send("POST", "/v1/organizers/dyn@contoso.com/conference-id/reset", None),
+        &api.send(
+            "POST",
+            "/v1/organizers/dyn@contoso.com/conference-id/reset",
+            None,
+        ),
         409,
         "wrong_mode",
     );
@@ -480,7 +564,10 @@ fn reset_queues_conference_info_without_the_pin() {
     );
     assert_eq!(r.status, 200, "{r:?}");
     let new_cid = r.body["conference_id"].as_str().unwrap().to_owned();
-    let notice_id = r.body["notice_id"].as_str().expect("notice queued").to_owned();
+    let notice_id = r.body["notice_id"]
+        .as_str()
+        .expect("notice queued")
+        .to_owned();
 
     let outbox = api.get("/v1/outbox");
     assert_eq!(outbox.status, 200);
@@ -506,16 +593,34 @@ fn reset_queues_conference_info_without_the_pin() {
     );
     assert_eq!(r.status, 202, "{r:?}");
     assert!(r.body["notice_id"].is_string());
-    assert_eq!(api.get("/v1/outbox").body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        api.get("/v1/outbox").body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     assert_error(
-        &api.send("POST", "/v1/organizers/ghost@contoso.com/send-conference-info", None),
+        &api.send(
+            "POST",
+            "/v1/organizers/ghost@contoso.com/send-conference-info",
+            None,
+        ),
         404,
         "not_found",
     );
     // Dynamic organizers have no single ID to send.
-    assert_eq!(api.add("dyn@contoso.com", json!({"mode": "dynamic"})).status, 201);
+    assert_eq!(
+        api.add("dyn@contoso.com", json!({"mode": "dynamic"}))
+            .status,
+        201
+    );
     assert_error(
-        &api.send("POST", "/v1/organizers/dyn@contoso.com/send-conference-info", None),
+        &api.send(
+            "POST",
+            "/v1/organizers/dyn@contoso.com/send-conference-info",
+            None,
+        ),
         409,
         "no_conference_id",
     );
@@ -526,7 +631,11 @@ fn send_conference_info_without_notices_is_503() {
     let api = Api::start(false);
     assert_eq!(api.add("a@contoso.com", json!({})).status, 201);
     assert_error(
-        &api.send("POST", "/v1/organizers/a@contoso.com/send-conference-info", None),
+        &api.send(
+            "POST",
+            "/v1/organizers/a@contoso.com/send-conference-info",
+            None,
+        ),
         503,
         "notices_disabled",
     );

@@ -8,11 +8,12 @@
 use super::rfc3339;
 use super::DialInNumberView;
 use crate::directory::service::{
-    DirectoryError, DirectoryService, IdMode, IdState, Meeting, NewMeeting, NewOrganizer,
-    Organizer,
+    DirectoryError, DirectoryService, IdMode, IdState, Meeting, NewMeeting, NewOrganizer, Organizer,
 };
 use crate::directory::ConferenceId;
-use crate::notify::{conference_info, is_plain_address, InfoReason, Notice, NoticeStatus, Notifier, NotifyError};
+use crate::notify::{
+    conference_info, is_plain_address, InfoReason, Notice, NoticeStatus, Notifier, NotifyError,
+};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -95,7 +96,10 @@ impl AdminState {
 /// The API's routes over `state`.
 pub fn router(state: AdminState) -> Router {
     let v1 = Router::new()
-        .route("/v1/organizers", post(create_organizer).get(list_organizers))
+        .route(
+            "/v1/organizers",
+            post(create_organizer).get(list_organizers),
+        )
         .route(
             "/v1/organizers/{id}",
             get(show_organizer).delete(delete_organizer),
@@ -110,7 +114,10 @@ pub fn router(state: AdminState) -> Router {
             post(send_conference_info),
         )
         .route("/v1/meetings", post(create_meeting))
-        .route("/v1/meetings/{id}", get(show_meeting).delete(delete_meeting))
+        .route(
+            "/v1/meetings/{id}",
+            get(show_meeting).delete(delete_meeting),
+        )
         .route("/v1/conference-ids/{cid}", get(conference_id_status))
         .route("/v1/outbox", get(outbox))
         .route("/healthz", get(healthz))
@@ -275,7 +282,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| ApiQuery(v))
-            .map_err(|r: QueryRejection| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))
+            .map_err(|r: QueryRejection| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text())
+            })
     }
 }
 
@@ -314,10 +323,12 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
             "missing bearer token (Authorization: Bearer <token>)",
         )
         .into_response(),
-        Some(token) if !constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid bearer token")
-                .into_response()
-        }
+        Some(token) if !constant_time_eq(token.as_bytes(), expected.as_bytes()) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "invalid bearer token",
+        )
+        .into_response(),
         Some(_) => next.run(req).await,
     }
 }
@@ -503,7 +514,10 @@ fn parse_cid(state: &AdminState, s: &str) -> Result<ConferenceId, ApiError> {
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.trim().is_empty() {
-        return Err(ApiError::invalid("invalid_field", format!("{field} must not be empty")));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            format!("{field} must not be empty"),
+        ));
     }
     if value.len() > max || value.chars().any(char::is_control) {
         return Err(ApiError::invalid(
@@ -640,9 +654,11 @@ fn notice_error(e: NotifyError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "no_conference_id", e.to_string())
         }
         NotifyError::BadAddress(_) => ApiError::invalid("invalid_field", e.to_string()),
-        NotifyError::NotConfigured(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "notices_disabled", e.to_string())
-        }
+        NotifyError::NotConfigured(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "notices_disabled",
+            e.to_string(),
+        ),
         NotifyError::Storage(_) | NotifyError::Corrupt { .. } => {
             tracing::error!(error = %e, "outbox failure");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())

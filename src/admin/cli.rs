@@ -16,8 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::api::{
-    ConferenceIdView, ErrorBody, MeetingView, OrganizerPage, OrganizerView, ResetView,
-    MAX_PAGE,
+    ConferenceIdView, ErrorBody, MeetingView, OrganizerPage, OrganizerView, ResetView, MAX_PAGE,
 };
 
 /// Where the admin API is and how to talk to it.
@@ -33,7 +32,12 @@ pub struct ClientOptions {
     pub admin_url: String,
     /// Bearer token for the admin API. Prefer the environment variable:
     /// command lines are visible to other local users.
-    #[arg(long, global = true, env = "DIALGATE_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "DIALGATE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Print the API's JSON responses instead of `key: value` lines.
     #[arg(long, global = true)]
@@ -320,21 +324,26 @@ impl Client {
                 return Ok(Value::Null);
             }
             return serde_json::from_str(&text).map_err(|e| {
-                Failure::Transport(format!("the admin API at {} sent invalid JSON: {e}", self.base))
+                Failure::Transport(format!(
+                    "the admin API at {} sent invalid JSON: {e}",
+                    self.base
+                ))
             });
         }
-        Err(Failure::Api(match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(b) => ApiFailure {
-                status,
-                code: b.error.code,
-                message: b.error.message,
+        Err(Failure::Api(
+            match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(b) => ApiFailure {
+                    status,
+                    code: b.error.code,
+                    message: b.error.message,
+                },
+                Err(_) => ApiFailure {
+                    status,
+                    code: format!("http_{status}"),
+                    message: format!("the server answered HTTP {status}"),
+                },
             },
-            Err(_) => ApiFailure {
-                status,
-                code: format!("http_{status}"),
-                message: format!("the server answered HTTP {status}"),
-            },
-        }))
+        ))
     }
 
     fn transport(&self, e: ureq::Error) -> Failure {
@@ -589,7 +598,9 @@ impl Ctx<'_> {
             }
             let page_size = limit.unwrap_or(if all { MAX_PAGE } else { 100 });
             query.push(("limit", page_size.to_string()));
-            let v = self.client.call(Method::Get, "/v1/organizers", &query, None)?;
+            let v = self
+                .client
+                .call(Method::Get, "/v1/organizers", &query, None)?;
             let next = v.get("next").and_then(Value::as_str).map(str::to_owned);
             if let Some(Value::Array(page)) = v.get("items") {
                 items.extend(page.iter().cloned());
@@ -653,7 +664,9 @@ impl Ctx<'_> {
         let records = parse_csv(&text).with_context(|| format!("{}", file.display()))?;
         let mut records = records.into_iter();
         let Some((_, header)) = records.next() else {
-            return Err(anyhow::anyhow!("{}: empty file (expected a header row)", file.display()).into());
+            return Err(
+                anyhow::anyhow!("{}: empty file (expected a header row)", file.display()).into(),
+            );
         };
         let columns = ImportColumns::from_header(&header)
             .with_context(|| format!("{}: line 1", file.display()))?;
@@ -680,7 +693,11 @@ impl Ctx<'_> {
                 Err(Failure::Api(e)) => {
                     failed += 1;
                     let id = body.get("id").and_then(Value::as_str).unwrap_or("");
-                    writeln!(self.err, "line {line}: {id}: error: {} ({})", e.message, e.code)?;
+                    writeln!(
+                        self.err,
+                        "line {line}: {id}: error: {} ({})",
+                        e.message, e.code
+                    )?;
                 }
                 Err(Failure::Transport(msg)) => {
                     writeln!(
@@ -693,7 +710,10 @@ impl Ctx<'_> {
                 Err(other) => return Err(other),
             }
         }
-        let summary = format!("imported {ok} of {} organizers, {failed} failed", ok + failed);
+        let summary = format!(
+            "imported {ok} of {} organizers, {failed} failed",
+            ok + failed
+        );
         if self.json {
             writeln!(self.err, "{summary}")?;
         } else {
@@ -748,7 +768,10 @@ impl Ctx<'_> {
                 ("meeting", m.id),
                 ("organizer", m.organizer),
                 ("conference ID", m.conference_id.to_string()),
-                ("expires", m.expires_at.unwrap_or_else(|| "never".to_owned())),
+                (
+                    "expires",
+                    m.expires_at.unwrap_or_else(|| "never".to_owned()),
+                ),
                 ("dial-in numbers", dial_in_lines(&m.dial_in_numbers)),
                 ("created", m.created_at),
             ],
@@ -774,7 +797,11 @@ struct ImportColumns {
 
 impl ImportColumns {
     fn from_header(header: &[String]) -> anyhow::Result<Self> {
-        let find = |name: &str| header.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+        let find = |name: &str| {
+            header
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case(name))
+        };
         for h in header {
             let known = [
                 "id",
@@ -982,7 +1009,10 @@ mod tests {
         assert!(cli.opts.json);
         assert!(matches!(
             cli.cmd,
-            AdminCommand::Organizer(OrganizerCommand::Add { mode: Some(ModeArg::Dynamic), .. })
+            AdminCommand::Organizer(OrganizerCommand::Add {
+                mode: Some(ModeArg::Dynamic),
+                ..
+            })
         ));
         let cli = Cli::try_parse_from([
             "dialgate",
@@ -1007,7 +1037,13 @@ mod tests {
                     c@x.com,C,c@x.com";
         let recs = parse_csv(text).unwrap();
         assert_eq!(recs.len(), 4);
-        assert_eq!(recs[1], (2, vec!["a@x.com".into(), "Marble, Amos".into(), "a@x.com".into()]));
+        assert_eq!(
+            recs[1],
+            (
+                2,
+                vec!["a@x.com".into(), "Marble, Amos".into(), "a@x.com".into()]
+            )
+        );
         assert_eq!(recs[2].0, 4);
         assert_eq!(recs[2].1[1], "Say \"hi\"\nsecond line");
         assert_eq!(recs[3].0, 6);
@@ -1023,12 +1059,19 @@ mod tests {
             .map(String::from)
             .to_vec();
         let cols = ImportColumns::from_header(&header).unwrap();
-        let row: Vec<String> = ["a@x.com", "A", "a@x.com", "", "8271964"].map(String::from).to_vec();
+        let row: Vec<String> = ["a@x.com", "A", "a@x.com", "", "8271964"]
+            .map(String::from)
+            .to_vec();
         let body = cols.body(&row).unwrap();
         assert_eq!(body["conference_id"], "8271964");
         assert!(body.get("leader_pin").is_none());
-        let short: Vec<String> = ["a@x.com", "A", "a@x.com", "1234"].map(String::from).to_vec();
-        assert!(cols.body(&short).is_ok(), "trailing optional column may be omitted");
+        let short: Vec<String> = ["a@x.com", "A", "a@x.com", "1234"]
+            .map(String::from)
+            .to_vec();
+        assert!(
+            cols.body(&short).is_ok(),
+            "trailing optional column may be omitted"
+        );
         assert!(cols.body(&["a".to_owned()]).is_err());
         assert!(ImportColumns::from_header(&["id".to_owned(), "nme".to_owned()]).is_err());
         assert!(ImportColumns::from_header(&["id".to_owned(), "email".to_owned()]).is_err());
@@ -1036,7 +1079,10 @@ mod tests {
 
     #[test]
     fn path_segments_are_encoded() {
-        assert_eq!(segment("amos.marble@contoso.com"), "amos.marble@contoso.com");
+        assert_eq!(
+            segment("amos.marble@contoso.com"),
+            "amos.marble@contoso.com"
+        );
         assert_eq!(segment("a/b c?"), "a%2Fb%20c%3F");
         assert_eq!(segment(".."), "%2E%2E");
     }

@@ -93,7 +93,8 @@ impl AdminSettings {
             if token.trim().is_empty() {
                 errors.push("admin.token: must not be empty when set".to_owned());
             } else if token.chars().any(|c| c.is_control() || c == ' ') {
-                errors.push("admin.token: must not contain spaces or control characters".to_owned());
+                errors
+                    .push("admin.token: must not contain spaces or control characters".to_owned());
             }
         }
         if let Some(addr) = addr {

@@ -216,7 +216,10 @@ mod tests {
         assert_eq!(parse("2025-11-25t09:00:00-05:30").unwrap(), z);
         let frac = parse("2025-11-25T14:30:00.25Z").unwrap();
         assert_eq!(frac.duration_since(z).unwrap(), Duration::from_millis(250));
-        assert_eq!(parse("1969-12-31T23:59:59Z").unwrap(), UNIX_EPOCH - Duration::from_secs(1));
+        assert_eq!(
+            parse("1969-12-31T23:59:59Z").unwrap(),
+            UNIX_EPOCH - Duration::from_secs(1)
+        );
     }
 
     #[test]

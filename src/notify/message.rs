@@ -135,8 +135,7 @@ fn encode_header_text(s: &str) -> String {
 }
 
 fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let b = [
@@ -201,7 +200,14 @@ mod tests {
         assert!(n.body.contains("+1 425 555 0100   Redmond"));
         assert!(n.body.contains("no longer works"));
         assert!(!n.body.contains("908172"));
-        let msg = render("c@contoso.com", &n.to, &n.subject, &n.body, "x1", UNIX_EPOCH);
+        let msg = render(
+            "c@contoso.com",
+            &n.to,
+            &n.subject,
+            &n.body,
+            "x1",
+            UNIX_EPOCH,
+        );
         assert!(!String::from_utf8(msg).unwrap().contains("908172"));
     }
 

@@ -251,7 +251,9 @@ mod tests {
     #[test]
     fn plain_addresses() {
         assert!(is_plain_address("amos.marble@contoso.com"));
-        for bad in ["", "a", "@b", "a@", "a@b@c", "a b@c", "a@b\n", "<a@b>", "a@b,c@d"] {
+        for bad in [
+            "", "a", "@b", "a@", "a@b@c", "a b@c", "a@b\n", "<a@b>", "a@b,c@d",
+        ] {
             assert!(!is_plain_address(bad), "{bad:?}");
         }
     }

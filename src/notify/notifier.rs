@@ -43,7 +43,9 @@ impl Notifier {
             .from
             .clone()
             .filter(|f| is_plain_address(f))
-            .ok_or_else(|| NotifyError::NotConfigured("notify.from is not a valid address".into()))?;
+            .ok_or_else(|| {
+                NotifyError::NotConfigured("notify.from is not a valid address".into())
+            })?;
         let outbox = Outbox::open(&settings.outbox_dir, settings.keep_finished)?;
         Ok(Notifier {
             inner: Arc::new(Inner {
@@ -99,14 +101,23 @@ impl Notifier {
             let policy = self.inner.policy;
             let id = notice.id.clone();
             let log = outcome.clone();
-            let stored = tokio::task::spawn_blocking(move || outbox.record(&id, outcome, now, &policy))
-                .await;
+            let stored =
+                tokio::task::spawn_blocking(move || outbox.record(&id, outcome, now, &policy))
+                    .await;
             match (log, stored) {
-                (_, Ok(Err(e))) => tracing::error!(notice = %notice.id, error = %e, "cannot record notice attempt"),
-                (_, Err(e)) => tracing::error!(notice = %notice.id, error = %e, "cannot record notice attempt"),
+                (_, Ok(Err(e))) => {
+                    tracing::error!(notice = %notice.id, error = %e, "cannot record notice attempt")
+                }
+                (_, Err(e)) => {
+                    tracing::error!(notice = %notice.id, error = %e, "cannot record notice attempt")
+                }
                 (Attempt::Delivered, _) => tracing::info!(notice = %notice.id, "notice delivered"),
-                (Attempt::Transient(e), _) => tracing::warn!(notice = %notice.id, error = %e, "notice delivery failed; will retry"),
-                (Attempt::Permanent(e), _) => tracing::warn!(notice = %notice.id, error = %e, "notice rejected"),
+                (Attempt::Transient(e), _) => {
+                    tracing::warn!(notice = %notice.id, error = %e, "notice delivery failed; will retry")
+                }
+                (Attempt::Permanent(e), _) => {
+                    tracing::warn!(notice = %notice.id, error = %e, "notice rejected")
+                }
             }
         }
         delivered
@@ -289,7 +300,10 @@ mod tests {
         let n = notifier.get(&id).unwrap();
         assert_eq!(n.status, NoticeStatus::Pending);
         assert_eq!(n.attempts, 1);
-        assert!(n.last_error.as_deref().unwrap().contains("connect"), "{n:?}");
+        assert!(
+            n.last_error.as_deref().unwrap().contains("connect"),
+            "{n:?}"
+        );
         assert!(n.next_attempt.unwrap() > t0);
         // Not due yet: nothing is attempted.
         assert_eq!(notifier.deliver_due(t0).await, 0);
@@ -355,6 +369,9 @@ mod tests {
             outbox_dir: dir.path().to_owned(),
             ..Default::default()
         };
-        assert!(matches!(Notifier::open(&s), Err(NotifyError::NotConfigured(_))));
+        assert!(matches!(
+            Notifier::open(&s),
+            Err(NotifyError::NotConfigured(_))
+        ));
     }
 }

@@ -159,7 +159,9 @@ impl Outbox {
     pub fn due(&self, now: SystemTime) -> Vec<Notice> {
         self.lock()
             .values()
-            .filter(|n| n.status == NoticeStatus::Pending && n.next_attempt.is_none_or(|t| t <= now))
+            .filter(|n| {
+                n.status == NoticeStatus::Pending && n.next_attempt.is_none_or(|t| t <= now)
+            })
             .cloned()
             .collect()
     }
@@ -251,8 +253,8 @@ impl Outbox {
     /// Atomic replace: temp file, fsync, rename over, fsync the directory
     /// (so the rename itself survives a power cut).
     fn persist(&self, notice: &Notice) -> Result<(), NotifyError> {
-        let json = serde_json::to_vec_pretty(notice)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(notice).map_err(|e| std::io::Error::other(e.to_string()))?;
         let tmp = self.dir.join(format!("{}{TEMP_SUFFIX}", notice.id));
         {
             let mut f = OpenOptions::new()
@@ -286,9 +288,7 @@ fn quarantine(path: &Path, reason: &str) {
 /// `<unix millis, 13 digits>-<random>`: sorts by creation time, unique
 /// without coordination.
 fn new_id(now: SystemTime) -> String {
-    let millis = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let millis = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     format!("{millis:013}-{:08x}", rand::random::<u32>())
 }
 
@@ -373,7 +373,12 @@ mod tests {
             .unwrap();
         outbox.record(&a, Attempt::Delivered, t0, &POLICY).unwrap();
         outbox
-            .record(&b, Attempt::Permanent("550 no such user".into()), t0, &POLICY)
+            .record(
+                &b,
+                Attempt::Permanent("550 no such user".into()),
+                t0,
+                &POLICY,
+            )
             .unwrap();
         assert!(outbox.get(&a).is_none(), "oldest finished pruned");
         assert_eq!(outbox.get(&b).unwrap().status, NoticeStatus::Failed);

@@ -119,9 +119,10 @@ impl DirectoryLookup for FakeDirectory {
         self.with(|s| match s.ids.get(&id) {
             None => Lookup::Refused(Refusal::Unknown),
             Some(Slot::Tombstone { .. }) => Lookup::Refused(Refusal::Reset),
-            Some(Slot::Active { expires_at: Some(e), .. }) if *e <= now => {
-                Lookup::Refused(Refusal::Expired)
-            }
+            Some(Slot::Active {
+                expires_at: Some(e),
+                ..
+            }) if *e <= now => Lookup::Refused(Refusal::Expired),
             Some(Slot::Active {
                 organizer, meeting, ..
             }) => Lookup::Active(Route {
@@ -310,10 +311,13 @@ impl DirectoryService for FakeDirectory {
 
     fn meeting(&self, id: String) -> BoxFuture<'_, Result<Meeting, DirectoryError>> {
         ready(self.with(|s| {
-            s.meetings.get(&id).cloned().ok_or(DirectoryError::NotFound {
-                what: "meeting",
-                id,
-            })
+            s.meetings
+                .get(&id)
+                .cloned()
+                .ok_or(DirectoryError::NotFound {
+                    what: "meeting",
+                    id,
+                })
         }))
     }
 
