@@ -315,7 +315,8 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
+        })
+        .filter(|t| !t.is_empty());
     match presented {
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,

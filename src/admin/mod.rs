@@ -20,8 +20,44 @@
 //! GET    /v1/outbox?limit=                            notice log    200
 //! ```
 //!
-//! Timestamps are RFC 3339 UTC strings ([`rfc3339`]); conference IDs are
-//! digit strings (leading zeros kept).
+//! Timestamps are RFC 3339 UTC strings ([`rfc3339`]), in responses and in
+//! requests (`expires_at` of a meeting; unix seconds are not accepted).
+//! Conference IDs are digit strings (leading zeros kept).
+//!
+//! # Wiring in the daemon
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use dialgate::directory::service::DirectoryService;
+//! # async fn wire(
+//! #     directory: Arc<dyn DirectoryService>,
+//! #     admin: dialgate::admin::AdminSettings,
+//! #     notify: dialgate::notify::NotifySettings,
+//! #     dial_in: Vec<dialgate::admin::DialInNumberView>,
+//! # ) -> anyhow::Result<()> {
+//! use dialgate::admin::{serve, AdminState};
+//! use dialgate::notify::Notifier;
+//! let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+//! let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+//!     let _ = rx.wait_for(|stop| *stop).await;
+//! };
+//! let mut state = AdminState::new(directory)
+//!     .with_token(admin.token.clone())
+//!     .with_dial_in_numbers(dial_in)
+//!     .with_send_on_reset(notify.send_on_reset);
+//! if notify.is_enabled() {
+//!     let notifier = Notifier::open(&notify)?; // reloads pending notices
+//!     tokio::spawn(notifier.clone().run(stopped(stop_rx.clone())));
+//!     state = state.with_notifier(notifier);
+//! }
+//! if admin.enabled {
+//!     let listener = tokio::net::TcpListener::bind(&admin.listen).await?;
+//!     tokio::spawn(serve(listener, state, stopped(stop_rx.clone())));
+//! }
+//! // ... on SIGTERM:
+//! let _ = stop_tx.send(true);
+//! # Ok(()) }
+//! ```
 
 pub mod api;
 pub mod cli;

@@ -13,6 +13,9 @@ use tokio::sync::Notify;
 /// How long the delivery task sleeps when nothing is pending; an enqueue
 /// wakes it earlier.
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
+/// Shortest pause between passes unless an enqueue wakes the task: keeps a
+/// persistently failing outbox disk from turning the loop into a busy spin.
+const MIN_PAUSE: Duration = Duration::from_secs(1);
 
 /// Cheap-to-clone handle on the outbox and its delivery settings.
 #[derive(Clone, Debug)]
@@ -159,7 +162,7 @@ impl Notifier {
                 Some(due) => due
                     .duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO)
-                    .min(IDLE_WAKE),
+                    .clamp(MIN_PAUSE, IDLE_WAKE),
                 None => IDLE_WAKE,
             };
             tokio::select! {

@@ -215,8 +215,11 @@ impl Outbox {
                 notice.finished_at = Some(now);
             }
         }
-        self.persist(&notice)?;
+        // Memory first: if the disk write fails, this process still will not
+        // resend a delivered notice in a tight loop; after a restart the
+        // older record may resend it once (delivery is at least once).
         self.lock().insert(notice.id.clone(), notice.clone());
+        self.persist(&notice)?;
         if notice.status != NoticeStatus::Pending {
             self.prune()?;
         }
