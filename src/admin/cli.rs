@@ -1086,4 +1086,15 @@ mod tests {
         assert_eq!(segment("a/b c?"), "a%2Fb%20c%3F");
         assert_eq!(segment(".."), "%2E%2E");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn csv_never_panics(s in "[a-z,\"\r\n \u{feff}]{0,60}") {
+            if let Ok(records) = parse_csv(&s) {
+                for (line, _) in records {
+                    proptest::prop_assert!(line >= 1);
+                }
+            }
+        }
+    }
 }

@@ -255,4 +255,22 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_764_081_000);
         assert_eq!(to_civil(t).6, 2);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,40}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn round_trips_any_second(secs in 0u64..253_402_300_800) {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            proptest::prop_assert_eq!(parse(&format(t)).unwrap(), t);
+        }
+
+        #[test]
+        fn near_misses_never_panic(s in "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,12})?([Zz]|[+-][0-9]{2}:[0-9]{2})?") {
+            let _ = parse(&s);
+        }
+    }
 }

@@ -167,16 +167,19 @@ async fn read_reply<R: AsyncRead + Unpin>(
     Err(SmtpError::Protocol("reply has too many lines".into()))
 }
 
-/// Normalises line ends to CRLF, doubles a leading `.` on every line
+/// Normalises line ends to CRLF (dropping bare CRs), doubles a leading `.` on every line
 /// (RFC 5321 §4.5.2) and appends the `CRLF.CRLF` terminator.
 pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 16);
     for line in message.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.first() == Some(&b'.') {
-            out.push(b'.');
+        // A bare CR must not be sent (RFC 5321 §4.1.1.4): drop it, before
+        // the leading-dot check so "\r." cannot become a lone ".".
+        let start = out.len();
+        out.extend(line.iter().copied().filter(|&b| b != b'\r'));
+        if out.get(start) == Some(&b'.') {
+            out.insert(start, b'.');
         }
-        out.extend_from_slice(line);
         out.extend_from_slice(b"\r\n");
     }
     // `split` yields a final empty piece after a trailing newline; it has
@@ -223,5 +226,28 @@ mod tests {
         assert!(r(550).is_permanent());
         assert!(!r(451).is_permanent());
         assert!(!SmtpError::Timeout(Duration::from_secs(1)).is_permanent());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn replies_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let mut r = BufReader::new(&data[..]);
+                let _ = read_reply(&mut r).await;
+            });
+        }
+
+        #[test]
+        fn dot_stuffed_data_never_ends_early(body in "[a-z.\r\n]{0,80}") {
+            let stuffed = dot_stuff(body.as_bytes());
+            let text = String::from_utf8(stuffed).unwrap();
+            // The only lone "." line is the terminator.
+            let lines: Vec<&str> = text.split("\r\n").collect();
+            let dots = lines.iter().filter(|l| **l == ".").count();
+            proptest::prop_assert_eq!(dots, 1);
+            proptest::prop_assert!(text.ends_with("\r\n.\r\n"));
+            proptest::prop_assert!(!text.replace("\r\n", "").contains('\r'));
+        }
     }
 }
