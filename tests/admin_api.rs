@@ -654,3 +654,100 @@ fn open_api_on_loopback_without_token() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+/// A one-connection SMTP server on a std thread: accepts one message and
+/// hands back the DATA text.
+fn smtp_sink_once() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut w = stream.try_clone().unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        w.write_all(b"220 sink\r\n").unwrap();
+        while let Some(Ok(line)) = lines.next() {
+            let reply: &[u8] = match line.to_ascii_uppercase().as_str() {
+                l if l.starts_with("EHLO") || l.starts_with("MAIL") || l.starts_with("RCPT") => {
+                    b"250 ok\r\n"
+                }
+                "DATA" => {
+                    w.write_all(b"354 go\r\n").unwrap();
+                    let mut data = String::new();
+                    for l in lines.by_ref() {
+                        let l = l.unwrap();
+                        if l == "." {
+                            break;
+                        }
+                        data.push_str(&l);
+                        data.push('\n');
+                    }
+                    tx.send(data).unwrap();
+                    b"250 queued\r\n"
+                }
+                "QUIT" => {
+                    w.write_all(b"221 bye\r\n").unwrap();
+                    break;
+                }
+                _ => b"500 ?\r\n",
+            };
+            w.write_all(reply).unwrap();
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn reset_emails_the_new_id_through_smtp() {
+    let (port, received) = smtp_sink_once();
+    let outbox = tempfile::tempdir().unwrap();
+    let settings = NotifySettings {
+        smtp_host: Some("127.0.0.1".into()),
+        smtp_port: port,
+        from: Some("conferencing@contoso.com".into()),
+        outbox_dir: outbox.path().to_owned(),
+        ..Default::default()
+    };
+    let dir = Arc::new(FakeDirectory::default());
+    let server = TestServer::start(move || {
+        let notifier = Notifier::open(&settings).unwrap();
+        tokio::spawn(notifier.clone().run(std::future::pending()));
+        AdminState::new(dir)
+            .with_dial_in_numbers(dial_in_numbers())
+            .with_notifier(notifier)
+    });
+    let agent = agent();
+    let created = agent
+        .post(format!("{}/v1/organizers", server.url))
+        .send_json(json!({
+            "id": "amos.marble@contoso.com",
+            "display_name": "Amos Marble",
+            "email": "amos.marble@contoso.com",
+            "leader_pin": "908172",
+            "conference_id": "8271964",
+        }))
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let mut reset = agent
+        .post(format!(
+            "{}/v1/organizers/amos.marble@contoso.com/conference-id/reset",
+            server.url
+        ))
+        .send_empty()
+        .unwrap();
+    let body: Value = reset.body_mut().read_json().unwrap();
+    let new_cid = body["conference_id"].as_str().unwrap().to_owned();
+
+    let data = received.recv().unwrap();
+    assert!(data.contains("To: amos.marble@contoso.com"), "{data}");
+    assert!(data.contains("Subject: Your conference ID"), "{data}");
+    assert!(data.contains("Hello Amos Marble"), "{data}");
+    assert!(
+        data.contains(&format!("Your new conference ID is {new_cid}")),
+        "{data}"
+    );
+    assert!(data.contains("+44 20 7946 0000  London"), "{data}");
+    assert!(data.contains("+1 425 555 0100   Redmond"), "{data}");
+    assert!(!data.contains("908172"), "PIN leaked: {data}");
+}
