@@ -157,7 +157,13 @@ impl Notifier {
         tokio::pin!(shutdown);
         loop {
             let now = SystemTime::now();
-            self.deliver_due(now).await;
+            // Shutdown may cut a pass short: a message the relay accepted but
+            // that was not yet recorded goes out again after the restart
+            // (at least once), which beats holding shutdown for SMTP timeouts.
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = self.deliver_due(now) => {}
+            }
             let sleep_for = match self.inner.outbox.next_due() {
                 Some(due) => due
                     .duration_since(SystemTime::now())
@@ -281,6 +287,14 @@ mod tests {
         assert!(data.contains("+44 20 7946 0000"));
         assert!(data.contains("London"));
         assert!(!data.contains("908172"), "leader PIN leaked: {data}");
+        // The sink saw the message before it answered 250: wait for the
+        // task to record the outcome before stopping it.
+        for _ in 0..2000 {
+            if notifier.get(&id).unwrap().status != NoticeStatus::Pending {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         stop_tx.send(()).unwrap();
         task.await.unwrap();
         let n = notifier.get(&id).unwrap();

@@ -260,11 +260,12 @@ impl Outbox {
             serde_json::to_vec_pretty(notice).map_err(|e| std::io::Error::other(e.to_string()))?;
         let tmp = self.dir.join(format!("{}{TEMP_SUFFIX}", notice.id));
         {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
+            let mut options = OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            // Notices hold names and addresses: owner-only.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&tmp)?;
             f.write_all(&json)?;
             f.sync_all()?;
         }
@@ -336,6 +337,12 @@ mod tests {
         assert_eq!(n.to, "a@contoso.com");
         assert_eq!(outbox.due(now).len(), 1);
         assert_eq!(outbox.next_due(), Some(now));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = fs::metadata(dir.path().join(format!("{id}.json"))).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
     }
 
     #[test]
