@@ -1,9 +1,9 @@
 //! Black-box tests of the admin API: the real server on loopback, an
 //! in-memory directory behind it, plain HTTP requests in front.
 
-mod common;
+mod admin_support;
 
-use common::{agent, dial_in_numbers, FakeDirectory, TestServer};
+use admin_support::{agent, dial_in_numbers, FakeDirectory, TestServer};
 use dialgate::admin::AdminState;
 use dialgate::notify::{Notifier, NotifySettings};
 use serde_json::{json, Value};

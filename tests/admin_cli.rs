@@ -1,8 +1,8 @@
 //! The operator CLI against the real admin API server (in-memory directory).
 
-mod common;
+mod admin_support;
 
-use common::{dial_in_numbers, FakeDirectory, TestServer};
+use admin_support::{dial_in_numbers, FakeDirectory, TestServer};
 use dialgate::admin::cli::{
     run_with, AdminCommand, ClientOptions, ConferenceIdCommand, MeetingCommand, ModeArg,
     OrganizerCommand,
