@@ -23,6 +23,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod bridge;
 pub mod config;
 pub mod directory;
 pub mod dtmf;

@@ -1,0 +1,1 @@
+//! The meeting bridge: the embedded conference mixer and routing to external bridges.
