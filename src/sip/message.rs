@@ -726,9 +726,7 @@ impl Message {
         let value = self
             .header(HeaderName::CSeq)
             .ok_or(HeaderError::Missing(HeaderName::CSeq))?;
-        let (seq, method) = value
-            .split_once([' ', '\t'])
-            .ok_or(bad)?;
+        let (seq, method) = value.split_once([' ', '\t']).ok_or(bad)?;
         let seq = parse_digits(seq.as_bytes())
             .and_then(|n| u32::try_from(n).ok())
             .ok_or(bad)?;
