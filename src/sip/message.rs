@@ -2,9 +2,21 @@
 //! [`bytes::Bytes`].
 //!
 //! A [`Message`] keeps the received buffer and `u32` spans for the start
-//! line, each header and the body; typed accessors parse values on demand.
-//! Parsing is one pass with `memchr` and at most one allocation (the header
-//! table). Limits are explicit ([`ParseLimits`]).
+//! line, each header and the body; typed accessors parse values on demand
+//! and borrow from the buffer. Parsing is one pass with `memchr` and one
+//! allocation (the header table); only a message with folded header lines
+//! is copied once more, its folds turned into spaces so values read as LWS.
+//! Limits are explicit ([`ParseLimits`]).
+//!
+//! The parser is liberal where RFC 3261 allows it (any header-name case,
+//! compact forms, LWS around the colon, folding, bare LF line ends, leading
+//! CRLFs, extension methods and headers) and rejects with a
+//! [`ParseError`] whose `Display` is the reason phrase of the 400.
+//! Mandatory-header checks are separate ([`Message::validate_request`]) so
+//! a 400 can still be addressed using the Via of a flawed request.
+//!
+//! Streams (TCP/TLS) are cut into messages with [`frame_length`]; responses
+//! and requests are written with [`ResponseBuilder`] and [`RequestBuilder`].
 //!
 //! Hand-written rather than rsip 0.4: rsip cannot parse compact header forms,
 //! IPv6 in URIs and Via, `tel:` URIs, folded header lines or unknown methods,
@@ -501,7 +513,9 @@ impl Message {
 
     /// Checks the headers every request must carry (RFC 3261 §8.1.1):
     /// To, From, CSeq (method matching), Call-ID, Via; Max-Forwards
-    /// is checked when present but its absence is tolerated.
+    /// is checked when present but its absence is tolerated, and the
+    /// Request-URI must parse. On a response the same headers are checked,
+    /// without the method and URI checks.
     pub fn validate_request(&self) -> Result<(), ParseError> {
         match self.via() {
             Ok(_) => {}

@@ -766,3 +766,14 @@ mod differential {
         }
     }
 }
+
+#[test]
+fn every_header_name_round_trips() {
+    for &name in HeaderName::ALL {
+        assert_eq!(HeaderName::parse(name.as_str().as_bytes()), name);
+        let upper = name.as_str().to_ascii_uppercase();
+        assert_eq!(HeaderName::parse(upper.as_bytes()), name);
+        let lower = name.as_str().to_ascii_lowercase();
+        assert_eq!(HeaderName::parse(lower.as_bytes()), name);
+    }
+}
