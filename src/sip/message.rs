@@ -418,9 +418,10 @@ impl Message {
             next_line(bytes, first, limits.max_line_len)?.ok_or(ParseError::IncompleteHeaders)?;
         let start_span = Span::new(first, start_end);
 
-        // Sized once: an upper bound on header lines, capped by the limit.
-        let lines = memchr::memchr_iter(b'\n', bytes.get(pos..).unwrap_or_default()).count();
-        let mut headers: Vec<HeaderEntry> = Vec::with_capacity(lines.min(limits.max_headers));
+        // Sized once for typical messages (a header line averages well over
+        // 24 bytes), capped by the limit.
+        let guess = (bytes.len() / 24).clamp(8, limits.max_headers.max(8));
+        let mut headers: Vec<HeaderEntry> = Vec::with_capacity(guess);
         let mut folded = false;
         let body_start = loop {
             let Some((end, next)) = next_line(bytes, pos, limits.max_line_len)? else {
@@ -469,8 +470,15 @@ impl Message {
             pos = next;
         };
 
-        // One UTF-8 check so that accessors can hand out &str.
         let head = bytes.get(first..body_start).unwrap_or_default();
+        // A CR anywhere but before LF would let a value smuggle a line break
+        // into anything that copies it (responses copy Via, From, To ...).
+        for cr in memchr::memchr_iter(b'\r', head) {
+            if head.get(cr + 1) != Some(&b'\n') {
+                return Err(ParseError::MalformedHeader);
+            }
+        }
+        // One UTF-8 check so that accessors can hand out &str.
         if std::str::from_utf8(head).is_err() {
             return Err(ParseError::NotUtf8);
         }
@@ -842,11 +850,6 @@ fn next_line(
     }
     if end > max_line_len {
         return Err(ParseError::HeaderLineTooLong);
-    }
-    // A CR anywhere else would let a value smuggle a line break into
-    // anything that copies it (responses copy Via, From, To ...).
-    if memchr::memchr(b'\r', rest.get(..end).unwrap_or_default()).is_some() {
-        return Err(ParseError::MalformedHeader);
     }
     Ok(Some((pos + end, pos + nl + 1)))
 }
