@@ -2,9 +2,21 @@
 //! [`bytes::Bytes`].
 //!
 //! A [`Message`] keeps the received buffer and `u32` spans for the start
-//! line, each header and the body; typed accessors parse values on demand.
-//! Parsing is one pass with `memchr` and at most one allocation (the header
-//! table). Limits are explicit ([`ParseLimits`]).
+//! line, each header and the body; typed accessors parse values on demand
+//! and borrow from the buffer. Parsing is one pass with `memchr` and one
+//! allocation (the header table); only a message with folded header lines
+//! is copied once more, its folds turned into spaces so values read as LWS.
+//! Limits are explicit ([`ParseLimits`]).
+//!
+//! The parser is liberal where RFC 3261 allows it (any header-name case,
+//! compact forms, LWS around the colon, folding, bare LF line ends, leading
+//! CRLFs, extension methods and headers) and rejects with a
+//! [`ParseError`] whose `Display` is the reason phrase of the 400.
+//! Mandatory-header checks are separate ([`Message::validate_request`]) so
+//! a 400 can still be addressed using the Via of a flawed request.
+//!
+//! Streams (TCP/TLS) are cut into messages with [`frame_length`]; responses
+//! and requests are written with [`ResponseBuilder`] and [`RequestBuilder`].
 //!
 //! Hand-written rather than rsip 0.4: rsip cannot parse compact header forms,
 //! IPv6 in URIs and Via, `tel:` URIs, folded header lines or unknown methods,
@@ -406,9 +418,10 @@ impl Message {
             next_line(bytes, first, limits.max_line_len)?.ok_or(ParseError::IncompleteHeaders)?;
         let start_span = Span::new(first, start_end);
 
-        // Sized once: an upper bound on header lines, capped by the limit.
-        let lines = memchr::memchr_iter(b'\n', bytes.get(pos..).unwrap_or_default()).count();
-        let mut headers: Vec<HeaderEntry> = Vec::with_capacity(lines.min(limits.max_headers));
+        // Sized once for typical messages (a header line averages well over
+        // 24 bytes), capped by the limit.
+        let guess = (bytes.len() / 24).clamp(8, limits.max_headers.max(8));
+        let mut headers: Vec<HeaderEntry> = Vec::with_capacity(guess);
         let mut folded = false;
         let body_start = loop {
             let Some((end, next)) = next_line(bytes, pos, limits.max_line_len)? else {
@@ -457,8 +470,15 @@ impl Message {
             pos = next;
         };
 
-        // One UTF-8 check so that accessors can hand out &str.
         let head = bytes.get(first..body_start).unwrap_or_default();
+        // A CR anywhere but before LF would let a value smuggle a line break
+        // into anything that copies it (responses copy Via, From, To ...).
+        for cr in memchr::memchr_iter(b'\r', head) {
+            if head.get(cr + 1) != Some(&b'\n') {
+                return Err(ParseError::MalformedHeader);
+            }
+        }
+        // One UTF-8 check so that accessors can hand out &str.
         if std::str::from_utf8(head).is_err() {
             return Err(ParseError::NotUtf8);
         }
@@ -501,7 +521,9 @@ impl Message {
 
     /// Checks the headers every request must carry (RFC 3261 §8.1.1):
     /// To, From, CSeq (method matching), Call-ID, Via; Max-Forwards
-    /// is checked when present but its absence is tolerated.
+    /// is checked when present but its absence is tolerated, and the
+    /// Request-URI must parse. On a response the same headers are checked,
+    /// without the method and URI checks.
     pub fn validate_request(&self) -> Result<(), ParseError> {
         match self.via() {
             Ok(_) => {}
@@ -726,9 +748,7 @@ impl Message {
         let value = self
             .header(HeaderName::CSeq)
             .ok_or(HeaderError::Missing(HeaderName::CSeq))?;
-        let (seq, method) = value
-            .split_once([' ', '\t'])
-            .ok_or(bad)?;
+        let (seq, method) = value.split_once([' ', '\t']).ok_or(bad)?;
         let seq = parse_digits(seq.as_bytes())
             .and_then(|n| u32::try_from(n).ok())
             .ok_or(bad)?;
@@ -830,11 +850,6 @@ fn next_line(
     }
     if end > max_line_len {
         return Err(ParseError::HeaderLineTooLong);
-    }
-    // A CR anywhere else would let a value smuggle a line break into
-    // anything that copies it (responses copy Via, From, To ...).
-    if memchr::memchr(b'\r', rest.get(..end).unwrap_or_default()).is_some() {
-        return Err(ParseError::MalformedHeader);
     }
     Ok(Some((pos + end, pos + nl + 1)))
 }

@@ -1297,3 +1297,65 @@ a=sendrecv\r\n";
         assert_eq!(m.rtcp.as_ref().unwrap().port, 5005);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::tests::OFFER;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sdp_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("v=0".to_string()),
+            "o=[a-z-]{1,5} [0-9]{1,21} [0-9]{1,21} IN IP[46x] [0-9a-f.:]{0,20}",
+            "c=IN IP[46] [0-9.:a-f]{0,20}(/[0-9]{1,3})?",
+            "m=(audio|video|text) [0-9]{1,6}(/[0-9])? RTP/(AVP|SAVP|AVPF)( [0-9]{1,3}){0,5}",
+            "a=rtpmap:[0-9]{1,4} (PCMU|PCMA|telephone-event|G729)/[0-9]{1,6}(/[0-9])?",
+            "a=fmtp:[0-9]{1,4} [0-9-,]{0,10}",
+            "a=(sendrecv|sendonly|recvonly|inactive|rtcp-mux)",
+            "a=rtcp:[0-9]{1,6}( IN IP4 [0-9.]{1,15})?",
+            "a=ptime:[0-9.]{0,6}",
+            "[a-z]=[ -~]{0,30}",
+            "[ -~]{0,30}",
+        ]
+    }
+
+    fn exercise(sd: &SessionDescription) {
+        let local = LocalMedia::new("192.0.2.1".parse().unwrap(), 4000, 1);
+        let _ = answer_offer(sd, &local)
+            .map(|n| SessionDescription::parse(n.local_sdp.to_string().as_bytes()).unwrap());
+        let _ = accept_answer(&build_offer(&local), sd);
+        let _ = accept_answer(sd, sd);
+        let _ = sd.to_string();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn sdp_like_input_never_panics(lines in prop::collection::vec(sdp_line(), 0..20)) {
+            let text = lines.join("\r\n");
+            if let Ok(sd) = SessionDescription::parse(text.as_bytes()) {
+                exercise(&sd);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(sd) = SessionDescription::parse(&data) {
+                exercise(&sd);
+            }
+        }
+
+        #[test]
+        fn mutated_offer_never_panics(at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+            let mut data = OFFER.as_bytes().to_vec();
+            let i = at.index(data.len());
+            data[i] = byte;
+            data.truncate(cut.index(data.len() + 1));
+            if let Ok(sd) = SessionDescription::parse(&data) {
+                exercise(&sd);
+            }
+        }
+    }
+}

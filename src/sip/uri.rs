@@ -540,4 +540,16 @@ mod tests {
         assert_eq!(norm("sip:%zz1@h"), None);
         assert_eq!(norm("tel:+1-800-FLOWERS"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_never_panics(s in "\\PC{0,80}", t in "(sip|sips|tel):[-+.;=@:%0-9a-zA-Z\\[\\]?]{0,40}") {
+            for input in [s.as_str(), t.as_str()] {
+                if let Ok(u) = Uri::parse(input) {
+                    let _ = (normalize_dialed_number(&u), u.user_params().iter().count());
+                    let _ = (u.transport(), u.is_loose_route(), u.host.map(|h| h.to_string()));
+                }
+            }
+        }
+    }
 }

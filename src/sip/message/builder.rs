@@ -66,11 +66,16 @@ impl<'a> ResponseBuilder<'a> {
             .filter(|_| self.request.to().is_ok_and(|to| to.tag.is_none()))
     }
 
-    fn copied(&self) -> impl Iterator<Item = (HeaderName, &'a str)> + 'a {
-        self.request
-            .iter_headers()
+    fn copied(&self) -> impl Iterator<Item = (HeaderName, &'a [u8])> + 'a {
+        let request = self.request;
+        request
+            .headers
+            .iter()
             .filter(|h| COPIED.contains(&h.name))
-            .map(|h| (h.name, h.value))
+            .map(move |h| {
+                let value = request.buf.get(h.value_span.range()).unwrap_or_default();
+                (h.name, value)
+            })
     }
 
     /// Upper bound of the encoded size, so `build` allocates once.
@@ -97,7 +102,7 @@ impl<'a> ResponseBuilder<'a> {
         for (name, value) in self.copied() {
             out.put_slice(name.as_str().as_bytes());
             out.put_slice(b": ");
-            out.put_slice(value.as_bytes());
+            out.put_slice(value);
             if name == HeaderName::To {
                 if let Some(tag) = to_tag {
                     out.put_slice(b";tag=");

@@ -22,15 +22,10 @@ macro_rules! header_names {
                 }
             }
 
-            /// Full-name lookup, case-insensitive.
-            fn from_full(lower: &[u8]) -> HeaderName {
-                $(
-                    if lower.len() == $canon.len() && lower.eq_ignore_ascii_case($canon.as_bytes()) {
-                        return HeaderName::$variant;
-                    }
-                )*
-                HeaderName::Other
-            }
+            /// Every known name, for exhaustive tests.
+            #[cfg(test)]
+            pub(crate) const ALL: &'static [HeaderName] = &[ $( HeaderName::$variant, )* ];
+
         }
     };
 }
@@ -153,23 +148,377 @@ header_names! {
 }
 
 impl HeaderName {
+    /// Full-name lookup: dispatch on length and first letter, then one or
+    /// two case-insensitive compares (this runs for every header line).
+    fn from_full(name: &[u8]) -> HeaderName {
+        let Some(first) = name.first() else {
+            return HeaderName::Other;
+        };
+        match (name.len(), first.to_ascii_lowercase()) {
+            (2, b't') => {
+                if name.eq_ignore_ascii_case(b"To") {
+                    HeaderName::To
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (3, b'v') => {
+                if name.eq_ignore_ascii_case(b"Via") {
+                    HeaderName::Via
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (4, b'c') => {
+                if name.eq_ignore_ascii_case(b"CSeq") {
+                    HeaderName::CSeq
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (4, b'd') => {
+                if name.eq_ignore_ascii_case(b"Date") {
+                    HeaderName::Date
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (4, b'f') => {
+                if name.eq_ignore_ascii_case(b"From") {
+                    HeaderName::From
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (4, b'r') => {
+                if name.eq_ignore_ascii_case(b"RAck") {
+                    HeaderName::RAck
+                } else if name.eq_ignore_ascii_case(b"RSeq") {
+                    HeaderName::RSeq
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (5, b'a') => {
+                if name.eq_ignore_ascii_case(b"Allow") {
+                    HeaderName::Allow
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (5, b'e') => {
+                if name.eq_ignore_ascii_case(b"Event") {
+                    HeaderName::Event
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (5, b'r') => {
+                if name.eq_ignore_ascii_case(b"Route") {
+                    HeaderName::Route
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (6, b'a') => {
+                if name.eq_ignore_ascii_case(b"Accept") {
+                    HeaderName::Accept
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (6, b'm') => {
+                if name.eq_ignore_ascii_case(b"Min-SE") {
+                    HeaderName::MinSe
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (6, b'r') => {
+                if name.eq_ignore_ascii_case(b"Reason") {
+                    HeaderName::Reason
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (6, b's') => {
+                if name.eq_ignore_ascii_case(b"Server") {
+                    HeaderName::Server
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (7, b'c') => {
+                if name.eq_ignore_ascii_case(b"Call-ID") {
+                    HeaderName::CallId
+                } else if name.eq_ignore_ascii_case(b"Contact") {
+                    HeaderName::Contact
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (7, b'e') => {
+                if name.eq_ignore_ascii_case(b"Expires") {
+                    HeaderName::Expires
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (7, b'p') => {
+                if name.eq_ignore_ascii_case(b"Privacy") {
+                    HeaderName::Privacy
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (7, b'r') => {
+                if name.eq_ignore_ascii_case(b"Require") {
+                    HeaderName::Require
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (7, b's') => {
+                if name.eq_ignore_ascii_case(b"Subject") {
+                    HeaderName::Subject
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (7, b'w') => {
+                if name.eq_ignore_ascii_case(b"Warning") {
+                    HeaderName::Warning
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (8, b'p') => {
+                if name.eq_ignore_ascii_case(b"Priority") {
+                    HeaderName::Priority
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (8, b'r') => {
+                if name.eq_ignore_ascii_case(b"Refer-To") {
+                    HeaderName::ReferTo
+                } else if name.eq_ignore_ascii_case(b"Replaces") {
+                    HeaderName::Replaces
+                } else if name.eq_ignore_ascii_case(b"Reply-To") {
+                    HeaderName::ReplyTo
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (9, b'c') => {
+                if name.eq_ignore_ascii_case(b"Call-Info") {
+                    HeaderName::CallInfo
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (9, b's') => {
+                if name.eq_ignore_ascii_case(b"Supported") {
+                    HeaderName::Supported
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (9, b't') => {
+                if name.eq_ignore_ascii_case(b"Timestamp") {
+                    HeaderName::Timestamp
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (10, b'a') => {
+                if name.eq_ignore_ascii_case(b"Alert-Info") {
+                    HeaderName::AlertInfo
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (10, b'e') => {
+                if name.eq_ignore_ascii_case(b"Error-Info") {
+                    HeaderName::ErrorInfo
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (10, b'u') => {
+                if name.eq_ignore_ascii_case(b"User-Agent") {
+                    HeaderName::UserAgent
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (11, b'i') => {
+                if name.eq_ignore_ascii_case(b"In-Reply-To") {
+                    HeaderName::InReplyTo
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (11, b'm') => {
+                if name.eq_ignore_ascii_case(b"Min-Expires") {
+                    HeaderName::MinExpires
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (11, b'r') => {
+                if name.eq_ignore_ascii_case(b"Referred-By") {
+                    HeaderName::ReferredBy
+                } else if name.eq_ignore_ascii_case(b"Retry-After") {
+                    HeaderName::RetryAfter
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (11, b'u') => {
+                if name.eq_ignore_ascii_case(b"Unsupported") {
+                    HeaderName::Unsupported
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (12, b'a') => {
+                if name.eq_ignore_ascii_case(b"Allow-Events") {
+                    HeaderName::AllowEvents
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (12, b'c') => {
+                if name.eq_ignore_ascii_case(b"Content-Type") {
+                    HeaderName::ContentType
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (12, b'm') => {
+                if name.eq_ignore_ascii_case(b"Max-Forwards") {
+                    HeaderName::MaxForwards
+                } else if name.eq_ignore_ascii_case(b"MIME-Version") {
+                    HeaderName::MimeVersion
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (12, b'o') => {
+                if name.eq_ignore_ascii_case(b"Organization") {
+                    HeaderName::Organization
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (12, b'r') => {
+                if name.eq_ignore_ascii_case(b"Record-Route") {
+                    HeaderName::RecordRoute
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (13, b'a') => {
+                if name.eq_ignore_ascii_case(b"Authorization") {
+                    HeaderName::Authorization
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (13, b'p') => {
+                if name.eq_ignore_ascii_case(b"Proxy-Require") {
+                    HeaderName::ProxyRequire
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (14, b'c') => {
+                if name.eq_ignore_ascii_case(b"Content-Length") {
+                    HeaderName::ContentLength
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (15, b'a') => {
+                if name.eq_ignore_ascii_case(b"Accept-Encoding") {
+                    HeaderName::AcceptEncoding
+                } else if name.eq_ignore_ascii_case(b"Accept-Language") {
+                    HeaderName::AcceptLanguage
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (15, b's') => {
+                if name.eq_ignore_ascii_case(b"Session-Expires") {
+                    HeaderName::SessionExpires
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (16, b'c') => {
+                if name.eq_ignore_ascii_case(b"Content-Encoding") {
+                    HeaderName::ContentEncoding
+                } else if name.eq_ignore_ascii_case(b"Content-Language") {
+                    HeaderName::ContentLanguage
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (16, b'w') => {
+                if name.eq_ignore_ascii_case(b"WWW-Authenticate") {
+                    HeaderName::WwwAuthenticate
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (18, b'p') => {
+                if name.eq_ignore_ascii_case(b"Proxy-Authenticate") {
+                    HeaderName::ProxyAuthenticate
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (18, b's') => {
+                if name.eq_ignore_ascii_case(b"Subscription-State") {
+                    HeaderName::SubscriptionState
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (19, b'c') => {
+                if name.eq_ignore_ascii_case(b"Content-Disposition") {
+                    HeaderName::ContentDisposition
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (19, b'p') => {
+                if name.eq_ignore_ascii_case(b"P-Asserted-Identity") {
+                    HeaderName::PAssertedIdentity
+                } else if name.eq_ignore_ascii_case(b"Proxy-Authorization") {
+                    HeaderName::ProxyAuthorization
+                } else {
+                    HeaderName::Other
+                }
+            }
+            (20, b'p') => {
+                if name.eq_ignore_ascii_case(b"P-Preferred-Identity") {
+                    HeaderName::PPreferredIdentity
+                } else {
+                    HeaderName::Other
+                }
+            }
+            _ => HeaderName::Other,
+        }
+    }
+
     /// Maps a header name as written (any case, compact forms) to its variant.
     pub fn parse(name: &[u8]) -> HeaderName {
         if let [c] = name {
             return Self::compact(c.to_ascii_lowercase());
         }
-        // Fast path for the headers of every call, then the full table.
-        match name.len() {
-            2 if name.eq_ignore_ascii_case(b"To") => HeaderName::To,
-            3 if name.eq_ignore_ascii_case(b"Via") => HeaderName::Via,
-            4 if name.eq_ignore_ascii_case(b"From") => HeaderName::From,
-            4 if name.eq_ignore_ascii_case(b"CSeq") => HeaderName::CSeq,
-            7 if name.eq_ignore_ascii_case(b"Call-ID") => HeaderName::CallId,
-            7 if name.eq_ignore_ascii_case(b"Contact") => HeaderName::Contact,
-            12 if name.eq_ignore_ascii_case(b"Max-Forwards") => HeaderName::MaxForwards,
-            14 if name.eq_ignore_ascii_case(b"Content-Length") => HeaderName::ContentLength,
-            _ => Self::from_full(name),
-        }
+        Self::from_full(name)
     }
 
     /// Compact forms (RFC 3261 §7.3.3, RFC 3515, RFC 3892, RFC 4028, RFC 6665).

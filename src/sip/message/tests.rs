@@ -545,3 +545,235 @@ fn header_names() {
         "Missing Call-ID"
     );
 }
+
+/// Calls every accessor; used by the property tests to prove nothing panics.
+fn exercise(m: &Message) {
+    let _ = m.validate_request();
+    let _ = (
+        m.method(),
+        m.request_uri(),
+        m.status(),
+        m.reason(),
+        m.start_line(),
+    );
+    let _ = (
+        m.via(),
+        m.from(),
+        m.to(),
+        m.call_id(),
+        m.cseq(),
+        m.contact(),
+    );
+    let _ = (
+        m.max_forwards(),
+        m.content_length(),
+        m.content_type(),
+        m.refer_to(),
+    );
+    let _ = (m.expires(), m.body(), m.body_bytes(), m.to_string());
+    for v in m.vias().flatten() {
+        let _ = (v.has_rfc3261_branch(), v.host.ip(), v.params.iter().count());
+    }
+    for c in m.contacts().flatten() {
+        if let Some(a) = c.addr() {
+            let _ = a
+                .parsed_uri()
+                .map(|u| crate::sip::uri::normalize_dialed_number(&u));
+        }
+    }
+    let _ = m.routes().count() + m.record_routes().count();
+    for h in m.iter_headers() {
+        let _ = m.header_values(h.name).count();
+        let _ = m.header_named(h.raw_name);
+    }
+    let _ = crate::sip::uri::Uri::parse(m.request_uri());
+    if m.is_request() {
+        let out = ResponseBuilder::for_request(m, 400, "Bad Request")
+            .to_tag("x")
+            .build();
+        // Whatever we parsed, our response to it must parse too.
+        Message::parse(out).unwrap();
+    }
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mutated() -> impl Strategy<Value = Vec<u8>> {
+        let interesting = prop::sample::select(vec![
+            b':', b';', b',', b'"', b'<', b'>', b'\r', b'\n', b' ', b'\t', b'[', b']', b'@', b'0',
+            b'9', b'a', b'=', b'/', b'\\', 0xff, 0xc3, 0x00,
+        ]);
+        let edit = (any::<prop::sample::Index>(), 0u8..3, interesting);
+        prop::collection::vec(edit, 1..12).prop_map(|edits| {
+            let mut m = INVITE.as_bytes().to_vec();
+            for (at, kind, byte) in edits {
+                let i = at.index(m.len() + 1);
+                match kind {
+                    0 => m.insert(i, byte),
+                    1 if i < m.len() => {
+                        m.remove(i);
+                    }
+                    _ if i < m.len() => m[i] = byte,
+                    _ => {}
+                }
+            }
+            m
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..1500)) {
+            if let Ok(m) = Message::parse(Bytes::from(data.clone())) {
+                exercise(&m);
+            }
+            if let Ok(Some(Frame::Message(n) | Frame::Keepalive(n))) = frame_length(&data, 1000) {
+                prop_assert!(n <= data.len() && n <= 1000);
+            }
+        }
+
+        #[test]
+        fn mutated_messages_never_panic(data in mutated()) {
+            if let Ok(m) = Message::parse(Bytes::from(data.clone())) {
+                exercise(&m);
+            }
+            if let Ok(Some(Frame::Message(n))) = frame_length(&data, MAX_MESSAGE_LEN) {
+                prop_assert!(n <= data.len());
+            }
+        }
+
+        #[test]
+        fn arbitrary_header_values_never_panic(value in "[ -~\t]{0,200}") {
+            let text = format!(
+                "INVITE sip:a@h SIP/2.0\r\nVia: {value}\r\nFrom: {value}\r\nTo: {value}\r\n\
+                 Contact: {value}\r\nRoute: {value}\r\nCSeq: {value}\r\nCall-ID: {value}\r\n\
+                 Max-Forwards: {value}\r\nExpires: {value}\r\nRefer-To: {value}\r\n\r\n"
+            );
+            if let Ok(m) = Message::parse(Bytes::from(text)) {
+                exercise(&m);
+            }
+            let _ = crate::sip::uri::Uri::parse(&value)
+                .map(|u| crate::sip::uri::normalize_dialed_number(&u));
+        }
+
+        #[test]
+        fn framing_any_split(cut in 0usize..400, extra in 0usize..3) {
+            let msg = format!(
+                "MESSAGE sip:a@h SIP/2.0\r\nCall-ID: c\r\nl: 5\r\n\r\nhello{}",
+                "\r\n".repeat(extra)
+            );
+            let total = msg.len() - 2 * extra;
+            let got = frame_length(&msg.as_bytes()[..cut.min(msg.len())], MAX_MESSAGE_LEN);
+            if cut >= total {
+                prop_assert_eq!(got, Ok(Some(Frame::Message(total))));
+            } else {
+                prop_assert_eq!(got, Ok(None));
+            }
+        }
+    }
+}
+
+/// Differential test against rsip 0.4 on messages it can parse (long header
+/// names, no IPv6, no tel:, no folding).
+mod differential {
+    use super::*;
+    use proptest::prelude::*;
+    use rsip::prelude::*;
+
+    fn compare(text: &str) {
+        let ours = Message::parse(Bytes::copy_from_slice(text.as_bytes())).unwrap();
+        ours.validate_request().unwrap();
+        let theirs = rsip::Request::try_from(text.as_bytes()).unwrap();
+        assert_eq!(ours.method().unwrap().as_str(), theirs.method().to_string());
+        assert_eq!(ours.request_uri(), theirs.uri().to_string());
+        assert_eq!(
+            ours.call_id().unwrap(),
+            theirs.call_id_header().unwrap().value()
+        );
+        let cseq = ours.cseq().unwrap();
+        let their_cseq = theirs.cseq_header().unwrap();
+        assert_eq!(cseq.seq, their_cseq.seq().unwrap());
+        assert_eq!(
+            cseq.method.as_str(),
+            their_cseq.method().unwrap().to_string()
+        );
+        assert_eq!(ours.header_count(), theirs.headers.iter().count());
+        assert_eq!(ours.body(), &theirs.body()[..]);
+    }
+
+    #[test]
+    fn reference_invite() {
+        compare(INVITE);
+    }
+
+    fn request() -> impl Strategy<Value = String> {
+        let method = prop::sample::select(vec![
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "OPTIONS",
+            "REGISTER",
+            "INFO",
+            "REFER",
+            "NOTIFY",
+            "SUBSCRIBE",
+            "UPDATE",
+            "PRACK",
+            "MESSAGE",
+            "PUBLISH",
+        ]);
+        let user = "[a-z][a-z0-9]{0,8}";
+        let host = "[a-z]{1,8}\\.(com|net|example)";
+        let extra = prop::collection::vec(("X-[A-Za-z]{1,8}", "[a-zA-Z0-9 ]{1,20}"), 0..6);
+        (
+            method,
+            user,
+            host,
+            1u32..100_000,
+            "[a-zA-Z0-9]{4,20}",
+            extra,
+            "[a-z0-9=\n]{0,40}",
+        )
+            .prop_map(|(method, user, host, seq, call_id, extra, body)| {
+                let mut s = format!(
+                    "{method} sip:{user}@{host} SIP/2.0\r\n\
+                     Via: SIP/2.0/UDP {host}:5060;branch=z9hG4bK{call_id}\r\n\
+                     Max-Forwards: 70\r\n\
+                     From: \"{user}\" <sip:{user}@{host}>;tag={seq}\r\n\
+                     To: <sip:{user}@{host}>\r\n\
+                     Call-ID: {call_id}@{host}\r\n\
+                     CSeq: {seq} {method}\r\n"
+                );
+                for (name, value) in extra {
+                    s.push_str(&format!("{name}: {}\r\n", value.trim()));
+                }
+                s.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+                s
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn agrees_with_rsip(text in request()) {
+            compare(&text);
+        }
+    }
+}
+
+#[test]
+fn every_header_name_round_trips() {
+    for &name in HeaderName::ALL {
+        assert_eq!(HeaderName::parse(name.as_str().as_bytes()), name);
+        let upper = name.as_str().to_ascii_uppercase();
+        assert_eq!(HeaderName::parse(upper.as_bytes()), name);
+        let lower = name.as_str().to_ascii_lowercase();
+        assert_eq!(HeaderName::parse(lower.as_bytes()), name);
+    }
+}
