@@ -42,6 +42,8 @@
 mod client_invite;
 mod client_non_invite;
 mod key;
+#[cfg(test)]
+mod proptests;
 mod server_invite;
 mod server_non_invite;
 mod settings;
