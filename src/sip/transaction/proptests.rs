@@ -133,6 +133,31 @@ proptest! {
     }
 
     #[test]
+    fn absurd_settings_never_panic(t1: u64, t2: u64, t4: u64, ops in prop::collection::vec(op(), 0..20)) {
+        // Unvalidated settings (values up to u64::MAX ms) must not overflow the clock.
+        let settings = TimerSettings {
+            t1: Duration::from_millis(t1),
+            t2: Duration::from_millis(t2),
+            t4: Duration::from_millis(t4),
+        };
+        let t0 = Instant::now();
+        let tx = InviteServerTransaction::new(t0, settings, Reliability::Unreliable);
+        check(tx, t0, &ops, |tx, op, now| match op {
+            Op::Respond(s) => { let _ = tx.send_response(*s, Bytes::from_static(b"r"), now); }
+            Op::Retransmission => tx.on_request_retransmission(now),
+            Op::Ack => tx.on_ack(now),
+            _ => {}
+        });
+        let tx = InviteClientTransaction::new(Bytes::new(), t0, settings, Reliability::Unreliable);
+        check(tx, t0, &ops, |tx, op, now| if let Op::Respond(s) = op { let _ = tx.on_response(*s, now); });
+        let tx = NonInviteClientTransaction::new(Bytes::new(), t0, settings, Reliability::Unreliable);
+        check(tx, t0, &ops, |tx, op, now| if let Op::Respond(s) = op { let _ = tx.on_response(*s, now); });
+        let mut tx = NonInviteServerTransaction::new(t0, settings, Reliability::Unreliable);
+        let _ = tx.send_response(200, Bytes::new(), t0);
+        prop_assert!(tx.poll_timeout().is_none_or(|d| d >= t0));
+    }
+
+    #[test]
     fn duration_parser_never_panics(text in ".{0,24}") {
         let _ = settings::parse_duration(&text);
     }

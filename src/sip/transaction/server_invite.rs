@@ -101,6 +101,7 @@ pub struct InviteServerTransaction {
 impl InviteServerTransaction {
     /// Creates the transaction for an INVITE that matched no transaction.
     pub fn new(_now: Instant, settings: TimerSettings, reliability: Reliability) -> Self {
+        let settings = settings.effective();
         Self {
             state: InviteServerState::Proceeding,
             settings,
@@ -212,9 +213,10 @@ impl InviteServerTransaction {
                 self.state = InviteServerState::Confirmed;
                 match self.reliability {
                     Reliability::Reliable => self.terminate(),
-                    Reliability::Unreliable => self
-                        .timers
-                        .set(InviteServerTimer::I, now + self.settings.t4),
+                    Reliability::Unreliable => {
+                        self.timers
+                            .set_after(InviteServerTimer::I, now, self.settings.t4)
+                    }
                 }
             }
             InviteServerState::Accepted => {
@@ -243,19 +245,20 @@ impl InviteServerTransaction {
         self.state = InviteServerState::Accepted;
         self.interval = self.settings.t1;
         self.timers
-            .set(InviteServerTimer::Retransmit2xx, now + self.interval);
+            .set_after(InviteServerTimer::Retransmit2xx, now, self.interval);
         self.timers
-            .set(InviteServerTimer::L, now + self.settings.t1_x64());
+            .set_after(InviteServerTimer::L, now, self.settings.t1_x64());
     }
 
     fn enter_completed(&mut self, now: Instant) {
         self.state = InviteServerState::Completed;
         if self.reliability == Reliability::Unreliable {
             self.interval = self.settings.t1;
-            self.timers.set(InviteServerTimer::G, now + self.interval);
+            self.timers
+                .set_after(InviteServerTimer::G, now, self.interval);
         }
         self.timers
-            .set(InviteServerTimer::H, now + self.settings.t1_x64());
+            .set_after(InviteServerTimer::H, now, self.settings.t1_x64());
     }
 
     fn terminate(&mut self) {
@@ -277,7 +280,7 @@ impl InviteServerTransaction {
                     self.out.send(last);
                 }
                 let next = self.back_off();
-                self.timers.set(timer, now + next);
+                self.timers.set_after(timer, now, next);
             }
             (InviteServerTimer::H, InviteServerState::Completed) => {
                 self.out.emit(TransactionEvent::AckTimeout);
