@@ -142,7 +142,9 @@ pub enum TransactionEvent {
     AckNeeded(u16),
     /// Client: Timer B or F fired without a final response; treat as 408.
     Timeout,
-    /// The TU reported a transport failure; the transaction is terminated.
+    /// The TU reported a transport failure; the transaction is terminated
+    /// (except an INVITE server transaction in Accepted, which stays until
+    /// Timer L and leaves the call's fate to the TU).
     TransportError,
     /// INVITE server: Timer H fired, no ACK for the non-2xx final response.
     AckTimeout,
@@ -154,7 +156,7 @@ pub enum TransactionEvent {
 /// Why an input was refused. Refusals never change the machine's state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransactionError {
-    /// The status code is outside 100..=699, or of the wrong class.
+    /// The status code is outside 100..=699.
     #[error("status code {0} not allowed here")]
     InvalidStatus(u16),
     /// The input is not allowed in the current state.

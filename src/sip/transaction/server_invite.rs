@@ -228,11 +228,17 @@ impl InviteServerTransaction {
     }
 
     /// The transport could not deliver a response (§17.2.4): the TU is
-    /// told and the transaction ends.
+    /// told and the transaction ends. In Accepted the TU is told but the
+    /// state stays (the call exists; the TU decides whether to send BYE),
+    /// as RFC 6026 §7.1 lets only Timer L end Accepted.
     pub fn on_transport_error(&mut self, _now: Instant) {
-        if self.state != InviteServerState::Terminated {
-            self.out.emit(TransactionEvent::TransportError);
-            self.terminate();
+        match self.state {
+            InviteServerState::Terminated => {}
+            InviteServerState::Accepted => self.out.emit(TransactionEvent::TransportError),
+            _ => {
+                self.out.emit(TransactionEvent::TransportError);
+                self.terminate();
+            }
         }
     }
 
@@ -484,9 +490,10 @@ mod tests {
     }
 
     #[test]
-    fn transport_error_terminates() {
+    fn transport_error_terminates_except_in_accepted() {
         let t0 = Instant::now();
-        let mut tx = answered(t0);
+        let mut tx = udp(t0);
+        tx.send_response(486, Bytes::from_static(BUSY), t0).unwrap();
         tx.on_transport_error(t0 + secs(0.1));
         assert!(tx.is_terminated());
         assert_eq!(events(&mut tx), vec![TransactionEvent::TransportError]);
@@ -495,6 +502,12 @@ mod tests {
         assert!(tx
             .send_response(200, Bytes::from_static(OK), t0 + secs(0.3))
             .is_err());
+
+        let mut tx = answered(t0);
+        tx.on_transport_error(t0 + secs(0.1));
+        assert_eq!(events(&mut tx), vec![TransactionEvent::TransportError]);
+        assert_eq!(tx.state(), InviteServerState::Accepted);
+        assert_eq!(tx.poll_timeout(), Some(t0 + secs(0.5)));
     }
 
     #[test]
