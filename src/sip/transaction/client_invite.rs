@@ -91,6 +91,7 @@ impl InviteClientTransaction {
         settings: TimerSettings,
         reliability: Reliability,
     ) -> Self {
+        let settings = settings.effective();
         let mut tx = Self {
             state: InviteClientState::Calling,
             settings,
@@ -104,9 +105,10 @@ impl InviteClientTransaction {
         };
         tx.out.send(request);
         if reliability == Reliability::Unreliable {
-            tx.timers.set(InviteClientTimer::A, now + settings.t1);
+            tx.timers.set_after(InviteClientTimer::A, now, settings.t1);
         }
-        tx.timers.set(InviteClientTimer::B, now + settings.t1_x64());
+        tx.timers
+            .set_after(InviteClientTimer::B, now, settings.t1_x64());
         tx
     }
 
@@ -140,7 +142,7 @@ impl InviteClientTransaction {
                 self.timers.stop_all();
                 self.state = InviteClientState::Accepted;
                 self.timers
-                    .set(InviteClientTimer::M, now + self.settings.t1_x64());
+                    .set_after(InviteClientTimer::M, now, self.settings.t1_x64());
                 self.out.emit(TransactionEvent::Final(status));
             }
             (InviteClientState::Calling | InviteClientState::Proceeding, _) => {
@@ -151,7 +153,7 @@ impl InviteClientTransaction {
                     Reliability::Reliable => Duration::ZERO,
                     Reliability::Unreliable => TIMER_D_UNRELIABLE,
                 };
-                self.timers.set(InviteClientTimer::D, now + timer_d);
+                self.timers.set_after(InviteClientTimer::D, now, timer_d);
                 self.out.emit(TransactionEvent::Final(status));
                 self.out.emit(TransactionEvent::AckNeeded(status));
             }
@@ -205,7 +207,8 @@ impl InviteClientTransaction {
                 self.out.send(self.request.clone());
                 // Timer A doubles without a cap (§17.1.1.2); Timer B bounds it.
                 self.interval = self.interval.saturating_mul(2);
-                self.timers.set(InviteClientTimer::A, now + self.interval);
+                self.timers
+                    .set_after(InviteClientTimer::A, now, self.interval);
             }
             (InviteClientTimer::B, InviteClientState::Calling) => {
                 self.out.emit(TransactionEvent::Timeout);

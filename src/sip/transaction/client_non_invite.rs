@@ -63,6 +63,7 @@ impl NonInviteClientTransaction {
         settings: TimerSettings,
         reliability: Reliability,
     ) -> Self {
+        let settings = settings.effective();
         let mut tx = Self {
             state: NonInviteClientState::Trying,
             settings,
@@ -74,10 +75,11 @@ impl NonInviteClientTransaction {
         };
         tx.out.send(request);
         if reliability == Reliability::Unreliable {
-            tx.timers.set(NonInviteClientTimer::E, now + settings.t1);
+            tx.timers
+                .set_after(NonInviteClientTimer::E, now, settings.t1);
         }
         tx.timers
-            .set(NonInviteClientTimer::F, now + settings.t1_x64());
+            .set_after(NonInviteClientTimer::F, now, settings.t1_x64());
         tx
     }
 
@@ -110,9 +112,10 @@ impl NonInviteClientTransaction {
                 self.out.emit(TransactionEvent::Final(status));
                 match self.reliability {
                     Reliability::Reliable => self.terminate(),
-                    Reliability::Unreliable => self
-                        .timers
-                        .set(NonInviteClientTimer::K, now + self.settings.t4),
+                    Reliability::Unreliable => {
+                        self.timers
+                            .set_after(NonInviteClientTimer::K, now, self.settings.t4)
+                    }
                 }
             }
             // Retransmitted responses are absorbed.
@@ -140,13 +143,13 @@ impl NonInviteClientTransaction {
                 self.out.send(self.request.clone());
                 self.interval = self.interval.saturating_mul(2).min(self.settings.t2);
                 self.timers
-                    .set(NonInviteClientTimer::E, now + self.interval);
+                    .set_after(NonInviteClientTimer::E, now, self.interval);
             }
             (NonInviteClientTimer::E, NonInviteClientState::Proceeding) => {
                 self.out.send(self.request.clone());
                 self.interval = self.settings.t2;
                 self.timers
-                    .set(NonInviteClientTimer::E, now + self.interval);
+                    .set_after(NonInviteClientTimer::E, now, self.interval);
             }
             (
                 NonInviteClientTimer::F,

@@ -38,10 +38,48 @@
 //!    [`InviteServerTransaction::cancel_outcome`] tells whether the INVITE
 //!    still gets 487 or, already answered (e.g. Accepted after a 200), the
 //!    CANCEL is answered 200 and has no effect on the call.
+//!
+//! # Example: answering an INVITE over UDP
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use bytes::Bytes;
+//! use dialgate::sip::transaction::*;
+//!
+//! let t0 = Instant::now(); // the shell's clock; cores never read it
+//! let mut table: TransactionTable<ServerTransactionKey, ServerTransaction> =
+//!     TransactionTable::new();
+//! let key = ServerTransactionKey::rfc3261("z9hG4bK74bf9", "trunk.example.net:5060", "INVITE")?;
+//!
+//! let mut invite = InviteServerTransaction::new(t0, TimerSettings::default(), Reliability::Unreliable);
+//! invite.send_response(100, Bytes::from_static(b"SIP/2.0 100 Trying\r\n\r\n"), t0)?;
+//! invite.send_response(200, Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"), t0)?;
+//! while let Some(bytes) = invite.poll_transmit() { /* socket.send_to(&bytes, peer) */ }
+//! table.insert(key.clone(), ServerTransaction::Invite(invite)).ok();
+//!
+//! // Driver loop: sleep until the next deadline, then expire.
+//! let next = table.poll_timeout().expect("2xx retransmission armed");
+//! assert_eq!(next, t0 + Duration::from_millis(500));
+//! for expired in table.expire(next) {
+//!     assert_eq!(expired.transmits.len(), 1); // the 200 again
+//! }
+//!
+//! // The ACK for the 2xx reached the dialog, which reports it here.
+//! if let Some(mut tx) = table.get_mut(&key) {
+//!     if let Some(invite) = tx.as_invite_mut() {
+//!         invite.on_ack(t0 + Duration::from_millis(700));
+//!     }
+//! }
+//! // Only Timer L remains: Accepted ends 64·T1 after the 200.
+//! assert_eq!(table.poll_timeout(), Some(t0 + Duration::from_secs(32)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod client_invite;
 mod client_non_invite;
 mod key;
+#[cfg(test)]
+mod proptests;
 mod server_invite;
 mod server_non_invite;
 mod settings;
@@ -104,7 +142,9 @@ pub enum TransactionEvent {
     AckNeeded(u16),
     /// Client: Timer B or F fired without a final response; treat as 408.
     Timeout,
-    /// The TU reported a transport failure; the transaction is terminated.
+    /// The TU reported a transport failure; the transaction is terminated
+    /// (except an INVITE server transaction in Accepted, which stays until
+    /// Timer L and leaves the call's fate to the TU).
     TransportError,
     /// INVITE server: Timer H fired, no ACK for the non-2xx final response.
     AckTimeout,
@@ -116,7 +156,7 @@ pub enum TransactionEvent {
 /// Why an input was refused. Refusals never change the machine's state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransactionError {
-    /// The status code is outside 100..=699, or of the wrong class.
+    /// The status code is outside 100..=699.
     #[error("status code {0} not allowed here")]
     InvalidStatus(u16),
     /// The input is not allowed in the current state.
@@ -184,7 +224,12 @@ macro_rules! transaction_surface {
         impl $machine {
             /// Fires every timer due at `now`.
             pub fn handle_timeout(&mut self, now: std::time::Instant) {
-                while let Some(timer) = self.timers.pop_expired(now) {
+                // Re-armed timers always lie after `now` (intervals are at
+                // least 1 ms), so this ends; the bound is a second fence.
+                for _ in 0..64 {
+                    let Some(timer) = self.timers.pop_expired(now) else {
+                        break;
+                    };
                     self.fire(timer, now);
                 }
             }

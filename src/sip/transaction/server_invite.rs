@@ -101,6 +101,7 @@ pub struct InviteServerTransaction {
 impl InviteServerTransaction {
     /// Creates the transaction for an INVITE that matched no transaction.
     pub fn new(_now: Instant, settings: TimerSettings, reliability: Reliability) -> Self {
+        let settings = settings.effective();
         Self {
             state: InviteServerState::Proceeding,
             settings,
@@ -212,9 +213,10 @@ impl InviteServerTransaction {
                 self.state = InviteServerState::Confirmed;
                 match self.reliability {
                     Reliability::Reliable => self.terminate(),
-                    Reliability::Unreliable => self
-                        .timers
-                        .set(InviteServerTimer::I, now + self.settings.t4),
+                    Reliability::Unreliable => {
+                        self.timers
+                            .set_after(InviteServerTimer::I, now, self.settings.t4)
+                    }
                 }
             }
             InviteServerState::Accepted => {
@@ -226,11 +228,17 @@ impl InviteServerTransaction {
     }
 
     /// The transport could not deliver a response (§17.2.4): the TU is
-    /// told and the transaction ends.
+    /// told and the transaction ends. In Accepted the TU is told but the
+    /// state stays (the call exists; the TU decides whether to send BYE),
+    /// as RFC 6026 §7.1 lets only Timer L end Accepted.
     pub fn on_transport_error(&mut self, _now: Instant) {
-        if self.state != InviteServerState::Terminated {
-            self.out.emit(TransactionEvent::TransportError);
-            self.terminate();
+        match self.state {
+            InviteServerState::Terminated => {}
+            InviteServerState::Accepted => self.out.emit(TransactionEvent::TransportError),
+            _ => {
+                self.out.emit(TransactionEvent::TransportError);
+                self.terminate();
+            }
         }
     }
 
@@ -243,19 +251,20 @@ impl InviteServerTransaction {
         self.state = InviteServerState::Accepted;
         self.interval = self.settings.t1;
         self.timers
-            .set(InviteServerTimer::Retransmit2xx, now + self.interval);
+            .set_after(InviteServerTimer::Retransmit2xx, now, self.interval);
         self.timers
-            .set(InviteServerTimer::L, now + self.settings.t1_x64());
+            .set_after(InviteServerTimer::L, now, self.settings.t1_x64());
     }
 
     fn enter_completed(&mut self, now: Instant) {
         self.state = InviteServerState::Completed;
         if self.reliability == Reliability::Unreliable {
             self.interval = self.settings.t1;
-            self.timers.set(InviteServerTimer::G, now + self.interval);
+            self.timers
+                .set_after(InviteServerTimer::G, now, self.interval);
         }
         self.timers
-            .set(InviteServerTimer::H, now + self.settings.t1_x64());
+            .set_after(InviteServerTimer::H, now, self.settings.t1_x64());
     }
 
     fn terminate(&mut self) {
@@ -277,7 +286,7 @@ impl InviteServerTransaction {
                     self.out.send(last);
                 }
                 let next = self.back_off();
-                self.timers.set(timer, now + next);
+                self.timers.set_after(timer, now, next);
             }
             (InviteServerTimer::H, InviteServerState::Completed) => {
                 self.out.emit(TransactionEvent::AckTimeout);
@@ -481,9 +490,10 @@ mod tests {
     }
 
     #[test]
-    fn transport_error_terminates() {
+    fn transport_error_terminates_except_in_accepted() {
         let t0 = Instant::now();
-        let mut tx = answered(t0);
+        let mut tx = udp(t0);
+        tx.send_response(486, Bytes::from_static(BUSY), t0).unwrap();
         tx.on_transport_error(t0 + secs(0.1));
         assert!(tx.is_terminated());
         assert_eq!(events(&mut tx), vec![TransactionEvent::TransportError]);
@@ -492,6 +502,12 @@ mod tests {
         assert!(tx
             .send_response(200, Bytes::from_static(OK), t0 + secs(0.3))
             .is_err());
+
+        let mut tx = answered(t0);
+        tx.on_transport_error(t0 + secs(0.1));
+        assert_eq!(events(&mut tx), vec![TransactionEvent::TransportError]);
+        assert_eq!(tx.state(), InviteServerState::Accepted);
+        assert_eq!(tx.poll_timeout(), Some(t0 + secs(0.5)));
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub struct NonInviteServerTransaction {
 impl NonInviteServerTransaction {
     /// Creates the transaction for a request that matched no transaction.
     pub fn new(_now: Instant, settings: TimerSettings, reliability: Reliability) -> Self {
+        let settings = settings.effective();
         Self {
             state: NonInviteServerState::Trying,
             settings,
@@ -102,9 +103,11 @@ impl NonInviteServerTransaction {
                     self.state = NonInviteServerState::Completed;
                     match self.reliability {
                         Reliability::Reliable => self.terminate(),
-                        Reliability::Unreliable => self
-                            .timers
-                            .set(NonInviteServerTimer::J, now + self.settings.t1_x64()),
+                        Reliability::Unreliable => self.timers.set_after(
+                            NonInviteServerTimer::J,
+                            now,
+                            self.settings.t1_x64(),
+                        ),
                     }
                 }
                 Ok(())

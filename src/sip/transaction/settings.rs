@@ -24,6 +24,10 @@ pub const DEFAULT_T1: Duration = Duration::from_millis(500);
 pub const DEFAULT_T2: Duration = Duration::from_secs(4);
 /// Default T4, the time a message may stay in the network (RFC 3261 §17.1.2.2).
 pub const DEFAULT_T4: Duration = Duration::from_secs(5);
+/// Upper bound accepted for T2 and T4: beyond it a peer would wait for
+/// minutes on a lost packet.
+const MAX_T2_T4: Duration = Duration::from_secs(600);
+
 /// Timer D for unreliable transports: "at least 32 seconds" (RFC 3261 §17.1.1.2).
 pub const TIMER_D_UNRELIABLE: Duration = Duration::from_secs(32);
 
@@ -72,10 +76,28 @@ impl TimerSettings {
                 format_duration(self.t1)
             ));
         }
+        if self.t2 > MAX_T2_T4 {
+            problems.push(format!("{KEY_PREFIX}.t2: must be at most 10m"));
+        }
         if self.t4.is_zero() {
             problems.push(format!("{KEY_PREFIX}.t4: must be greater than 0"));
         }
+        if self.t4 > MAX_T2_T4 {
+            problems.push(format!("{KEY_PREFIX}.t4: must be at most 10m"));
+        }
         problems
+    }
+
+    /// The values the machines run with: T1 at least 1 ms and T2 at least
+    /// T1, so even unvalidated settings cannot make a retransmission timer
+    /// re-arm for the instant it fired (a busy loop).
+    pub(crate) fn effective(self) -> Self {
+        let t1 = self.t1.max(Duration::from_millis(1));
+        Self {
+            t1,
+            t2: self.t2.max(t1),
+            t4: self.t4,
+        }
     }
 
     /// 64·T1: Timers B, F, H, J (unreliable), L and M.
@@ -213,5 +235,11 @@ mod tests {
         let p = s.validate();
         assert_eq!(p.len(), 1);
         assert!(p[0].starts_with("sip.timers.t2"), "{p:?}");
+        let s = TimerSettings {
+            t1: Duration::from_secs(61),
+            t2: Duration::from_secs(601),
+            t4: Duration::from_secs(601),
+        };
+        assert_eq!(s.validate().len(), 3, "{:?}", s.validate());
     }
 }

@@ -168,7 +168,9 @@ impl<K: Hash + Eq + Clone, T: Transaction> TransactionTable<K, T> {
 
     /// Mutable access; when the guard drops, the transaction's deadline is
     /// re-read and, if it terminated, it is queued for removal. Drain its
-    /// transmits and events before dropping the guard.
+    /// transmits and events before dropping the guard. A transaction that
+    /// terminated this way stays findable (absorbing retransmissions) until
+    /// the next [`Self::expire`] or [`Self::reap_terminated`].
     pub fn get_mut(&mut self, key: &K) -> Option<TxMut<'_, K, T>> {
         let slot = *self.index.get(key)?;
         let s = self.slots.get_mut(slot as usize)?;

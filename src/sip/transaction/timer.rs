@@ -38,6 +38,16 @@ impl<T: TimerId, const N: usize> TimerTable<T, N> {
         }
     }
 
+    /// Arms `timer` to fire `delay` after `now`. A deadline beyond the
+    /// clock's range (absurd settings) means "never": the timer is disarmed
+    /// rather than panicking.
+    pub fn set_after(&mut self, timer: T, now: Instant, delay: std::time::Duration) {
+        match now.checked_add(delay) {
+            Some(deadline) => self.set(timer, deadline),
+            None => self.stop(timer),
+        }
+    }
+
     /// Disarms `timer`.
     pub fn stop(&mut self, timer: T) {
         if let Some(slot) = self.deadlines.get_mut(timer.index()) {
@@ -116,6 +126,10 @@ mod tests {
         assert!(!table.is_set(T::X));
         table.set(T::Y, t0);
         table.stop_all();
+        table.set_after(T::X, t0, Duration::from_secs(1));
+        assert_eq!(table.get(T::X), Some(t0 + Duration::from_secs(1)));
+        table.set_after(T::X, t0, Duration::MAX);
+        assert!(!table.is_set(T::X));
         assert_eq!(table.next_deadline(), None);
     }
 }
