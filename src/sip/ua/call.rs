@@ -33,6 +33,8 @@ pub(super) struct Call {
     /// The INVITE (Via stamped), for the responses to it.
     pub(super) invite: Message,
     pub(super) invite_tx: TxId,
+    /// (Call-ID, From tag, CSeq) of the INVITE.
+    pub(super) invite_id: (String, String, u32),
     /// The INVITE or re-INVITE whose 2xx waits for an ACK.
     pub(super) awaiting_ack: Option<TxId>,
     pub(super) rtp: RtpPort,
@@ -95,6 +97,11 @@ impl UserAgent {
     /// call that rings or is answered at once.
     pub(super) fn new_invite(&mut self, id: TxId, request: Message, source: Flow, now: Instant) {
         self.respond(id, &request, 100, "Trying", None, now);
+        if self.is_merged(&request) {
+            // The same INVITE over another path: answered once (§8.2.2.2).
+            self.respond(id, &request, 482, "Loop Detected", None, now);
+            return;
+        }
         if self.shutdown.is_some() {
             self.service_unavailable(id, &request, now);
             return;
@@ -230,6 +237,12 @@ impl UserAgent {
             stx.call = Some(key);
         }
         self.dialogs.insert(dialog.id.clone(), key);
+        let invite_id = (
+            dialog.id.call_id.clone(),
+            dialog.id.remote_tag.clone(),
+            dialog.remote_cseq,
+        );
+        self.invites.insert(invite_id.clone(), key);
         let answer_at = if self.settings.answer_delay.is_zero() {
             None
         } else {
@@ -242,6 +255,7 @@ impl UserAgent {
                 dialog,
                 invite: request,
                 invite_tx: id,
+                invite_id,
                 awaiting_ack: None,
                 rtp,
                 local_media,
@@ -278,6 +292,20 @@ impl UserAgent {
                 self.schedule_call(key, at);
             }
         }
+    }
+
+    /// Whether an INVITE without To tag matches a call created by another
+    /// transaction with the same Call-ID, From tag and CSeq (§8.2.2.2).
+    fn is_merged(&self, request: &Message) -> bool {
+        let (Ok(call_id), Ok(from), Ok(cseq)) = (request.call_id(), request.from(), request.cseq())
+        else {
+            return false;
+        };
+        let Some(tag) = from.tag else {
+            return false;
+        };
+        self.invites
+            .contains_key(&(call_id.to_string(), tag.to_string(), cseq.seq))
     }
 
     /// The SDP offer of an INVITE, `None` when it has no body.

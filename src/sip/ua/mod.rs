@@ -287,6 +287,9 @@ pub struct UserAgent {
     client_keys: HashMap<ClientTransactionKey, TxId>,
     calls: HashMap<CallKey, Call>,
     dialogs: HashMap<DialogId, CallKey>,
+    /// Calls by the INVITE's (Call-ID, From tag, CSeq), to spot the same
+    /// INVITE arriving over another path (§8.2.2.2).
+    invites: HashMap<(String, String, u32), CallKey>,
     next_id: u64,
     timers: BinaryHeap<Reverse<(Instant, Wake)>>,
     transmits: VecDeque<Transmit>,
@@ -325,6 +328,7 @@ impl UserAgent {
             client_keys: HashMap::new(),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
+            invites: HashMap::new(),
             next_id: 1,
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
@@ -1004,6 +1008,7 @@ impl UserAgent {
             return;
         };
         self.dialogs.remove(&c.dialog.id);
+        self.invites.remove(&c.invite_id);
         self.ports.release(c.rtp);
         tracing::info!(parent: &c.span, ?reason, "call ended");
         if c.started {

@@ -903,3 +903,12 @@ fn tcp_connection_in_use_while_a_call_runs_on_it() {
     assert!(h.ua.connection_in_use(ConnId(9)));
     assert!(!h.ua.connection_in_use(ConnId(10)));
 }
+
+#[test]
+fn the_same_invite_over_another_path_gets_482() {
+    let mut h = Harness::new();
+    h.call("call-merged");
+    h.send(&invite("call-merged", "z9hG4bK-other-path", 1, Some(OFFER)));
+    assert_eq!(h.statuses(), vec![100, 482]);
+    assert_eq!(h.ua.active_calls(), 1);
+}
