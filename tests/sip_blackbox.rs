@@ -359,3 +359,30 @@ async fn shutdown_refuses_new_calls_then_byes_running_ones_and_stops() {
         .expect("server stops after draining")
         .unwrap();
 }
+
+#[tokio::test]
+async fn full_call_over_ipv6_when_available() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    }
+    let mut c = config();
+    c.sip.listen = vec![
+        ListenSpec {
+            transport: Transport::Udp,
+            addr: "[::1]:0".parse().unwrap(),
+        },
+        ListenSpec {
+            transport: Transport::Tcp,
+            addr: "[::1]:0".parse().unwrap(),
+        },
+    ];
+    c.rtp.bind_address = "::1".parse().unwrap();
+    let h = start_with(ServerSettings::from_config(&c)).await;
+    let mut client = SipClient::udp6(udp_addr(&h)).await;
+    let sdp = full_call(&mut client).await;
+    assert!(sdp.contains("IN IP6 ::1"), "{sdp}");
+    let mut client = SipClient::tcp(tcp_addr(&h)).await;
+    full_call(&mut client).await;
+    assert!(wait_for(&h, |s| s.active_calls == 0 && s.rtp_ports_available == s.rtp_ports_capacity).await);
+}

@@ -133,6 +133,16 @@ impl SipClient {
         }
     }
 
+    pub async fn udp6(server: SocketAddr) -> SipClient {
+        let socket = UdpSocket::bind("[::1]:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        SipClient {
+            link: Link::Udp(socket),
+            server,
+            local,
+        }
+    }
+
     pub async fn tcp(server: SocketAddr) -> SipClient {
         let stream = TcpStream::connect(server).await.unwrap();
         let local = stream.local_addr().unwrap();
