@@ -467,7 +467,9 @@ impl UserAgent {
             }
             Method::Options => {
                 let bytes = respond::simple(&request, 200, "OK", None, &self.settings, |b| {
-                    b.header("Allow", ALLOW).header("Accept", ACCEPT)
+                    b.header("Allow", ALLOW)
+                        .header("Accept", ACCEPT)
+                        .header("Supported", "")
                 });
                 self.send_on_tx(id, 200, bytes, now);
             }
