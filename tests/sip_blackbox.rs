@@ -384,5 +384,9 @@ async fn full_call_over_ipv6_when_available() {
     assert!(sdp.contains("IN IP6 ::1"), "{sdp}");
     let mut client = SipClient::tcp(tcp_addr(&h)).await;
     full_call(&mut client).await;
-    assert!(wait_for(&h, |s| s.active_calls == 0 && s.rtp_ports_available == s.rtp_ports_capacity).await);
+    assert!(
+        wait_for(&h, |s| s.active_calls == 0
+            && s.rtp_ports_available == s.rtp_ports_capacity)
+        .await
+    );
 }
