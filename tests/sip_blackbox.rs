@@ -390,3 +390,35 @@ async fn full_call_over_ipv6_when_available() {
         .await
     );
 }
+
+#[tokio::test]
+async fn our_bye_opens_a_new_tcp_connection_when_the_callers_is_gone() {
+    let h = start().await;
+    // The caller's Contact is a listener of its own.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = SipClient::tcp(tcp_addr(&h)).await;
+    let mut call = CallBuilder::new(&client, "15550100");
+    call.contact = listener.local_addr().unwrap();
+    client.send(&call.invite(Some(&offer_sdp(30_000)))).await;
+    let ok = client.final_response("INVITE").await;
+    let tag = ok.to_tag().unwrap();
+    client.send(&call.in_dialog("ACK", &tag, None)).await;
+    assert!(wait_for(&h, |s| s.active_calls == 1).await);
+    drop(client);
+
+    // Shutdown: after the grace period the call gets a BYE, over a new
+    // connection to the Contact address.
+    h.shutdown();
+    let (stream, _) = tokio::time::timeout(RECV_TIMEOUT, listener.accept())
+        .await
+        .expect("the server connects for its BYE")
+        .unwrap();
+    let mut back = SipClient::from_stream(stream);
+    let bye = back.request("BYE").await;
+    assert_eq!(bye.to_tag().as_deref(), Some(call.from_tag.as_str()));
+    back.send(&ok_for(&bye)).await;
+    tokio::time::timeout(Duration::from_secs(10), h.join())
+        .await
+        .expect("server stops after draining")
+        .unwrap();
+}
