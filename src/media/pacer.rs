@@ -519,7 +519,7 @@ fn play_one<R>(
 }
 
 #[cfg(unix)]
-pub use shell::{PacerHandle, PacerShell, ShellStats};
+pub use shell::{BatchSender, PacerHandle, PacerShell, ShellStats};
 
 /// The I/O shell around [`Pacer`].
 ///
@@ -783,15 +783,16 @@ mod shell {
 
     /// Sends a batch: `sendmmsg` for runs on one socket (Linux), otherwise
     /// one non-blocking `send_to` per packet. Scratch space is reused.
-    #[derive(Default)]
-    pub(crate) struct BatchSender {
+    #[derive(Debug, Default)]
+    pub struct BatchSender {
         #[cfg(target_os = "linux")]
         addrs: Vec<socket2::SockAddr>,
     }
 
     impl BatchSender {
-        /// Returns (sent, dropped).
-        pub(crate) fn send<S: AsFd>(&mut self, batch: &PacketBatch<Arc<S>>) -> (u64, u64) {
+        /// Sends every packet of `batch` from its stream's socket to its
+        /// destination. Returns (sent, dropped).
+        pub fn send<S: AsFd>(&mut self, batch: &PacketBatch<Arc<S>>) -> (u64, u64) {
             let (mut sent, mut dropped) = (0u64, 0u64);
             let mut i = 0;
             while i < batch.len() {

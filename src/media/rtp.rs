@@ -461,8 +461,9 @@ impl RtpReceiver {
     /// Handles one datagram received on the session's port.
     ///
     /// RTCP multiplexed on the same port (RFC 5761 §4: second byte 192–223)
-    /// is recognised and summarised; it keeps the session alive only if it
-    /// comes from the latched source. Never panics on any input.
+    /// is recognised and summarised; it refreshes the media timeout only if
+    /// it comes from the latched source (the SDP address without symmetric
+    /// RTP), and never latches. Never panics on any input.
     pub fn handle_datagram<'a>(
         &mut self,
         data: &'a [u8],
@@ -473,6 +474,16 @@ impl RtpReceiver {
             return match rtcp::summarize(data) {
                 Ok(summary) => {
                     self.stats.rtcp += 1;
+                    // RTCP from the far end we talk to proves it is alive
+                    // (e.g. a caller who put us on hold sends only RTCP).
+                    let known = if self.config.symmetric {
+                        self.latched
+                    } else {
+                        self.sdp_remote
+                    };
+                    if known == Some(from) {
+                        self.last_packet = now;
+                    }
                     Received::Rtcp(summary)
                 }
                 Err(_) => {
@@ -880,6 +891,14 @@ mod tests {
         }
         assert_eq!(r.stats().rtcp, 1);
         assert_eq!(r.latched(), None, "RTCP does not latch");
+        // Once latched, RTCP from that source keeps the session alive;
+        // from anywhere else it does not.
+        r.handle_datagram(&packet(0, 1, 7, &[0]), addr(4000), now);
+        let later = now + Duration::from_secs(25);
+        r.handle_datagram(&buf[..n], addr(4001), later);
+        assert_eq!(r.poll_timeout(), now + Duration::from_secs(30));
+        r.handle_datagram(&buf[..n], addr(4000), later);
+        assert_eq!(r.poll_timeout(), later + Duration::from_secs(30));
     }
 
     proptest! {
