@@ -1230,6 +1230,33 @@ mod tests {
         shell.shutdown();
     }
 
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn shell_accepts_the_calls_tokio_sockets() {
+        let rx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let shell = PacerShell::spawn().unwrap();
+        let h = shell.handle();
+        let (id, mut events) =
+            h.add_stream(sender(5), Law::A, rx.local_addr().unwrap(), tx.clone());
+        let mut buf = [0u8; 1500];
+        let (n, from) = rx.recv_from(&mut buf).await.unwrap();
+        assert_eq!(from, tx.local_addr().unwrap());
+        assert_eq!(RtpReader::new(&buf[..n]).unwrap().payload()[0], 0xd5);
+        // Long enough that no tick can finish it before the barge-in.
+        let playback = h.play_silence(id, Duration::from_secs(60)).unwrap();
+        assert_eq!(h.stop(id), Ok(1));
+        assert_eq!(
+            events.recv().await,
+            Some(PacerEvent::Stopped {
+                stream: id,
+                playback
+            })
+        );
+        assert!(h.remove_stream(id).is_some());
+        drop(shell);
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn streams_sharing_a_socket_go_out_with_sendmmsg() {
