@@ -343,7 +343,7 @@ fn jitter(streams: usize, secs: u64) {
     println!(
         "pacer jitter ({} timestamps), {streams} streams, {secs}s: |inter-arrival - 20ms| p50 {:.0} us, p99 {:.0} us, max {:.0} us \
          ({} intervals, {packets} packets received, {gaps} seq gaps at the receiver); \
-         pacer: {} ticks, {} missed, {} late wake-ups, {} sent, {} dropped",
+         pacer: {} ticks, {} missed, {} late wake-ups, {} sent, {} dropped, {:.2} us per send",
         if stamped { "kernel" } else { "user-space" },
         percentile(&dev, 0.5),
         percentile(&dev, 0.99),
@@ -354,6 +354,7 @@ fn jitter(streams: usize, secs: u64) {
         stats.late_wakeups,
         stats.sent,
         stats.dropped,
+        stats.send_time.as_secs_f64() * 1e6 / stats.sent.max(1) as f64,
     );
 }
 
