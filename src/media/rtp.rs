@@ -389,6 +389,8 @@ pub struct RtpReceiver {
     sdp_remote: Option<SocketAddr>,
     /// The source latched from the first valid packet (symmetric RTP).
     latched: Option<SocketAddr>,
+    /// Set when `remote()` changed and the sender has not been told yet.
+    remote_changed: bool,
     last_packet: Instant,
     seq: Option<SeqTracker>,
     stats: ReceiverStats,
@@ -402,6 +404,7 @@ impl RtpReceiver {
             config,
             sdp_remote,
             latched: None,
+            remote_changed: false,
             last_packet: now,
             seq: None,
             stats: ReceiverStats::default(),
@@ -421,6 +424,7 @@ impl RtpReceiver {
             // A new SDP address may mean the far end moved: latch afresh.
             self.latched = None;
             self.sdp_remote = sdp_remote;
+            self.remote_changed = true;
         }
     }
 
@@ -428,6 +432,17 @@ impl RtpReceiver {
     /// latched, else the SDP `c=`/`m=` address (RFC 4961 §4).
     pub fn remote(&self) -> Option<SocketAddr> {
         self.latched.or(self.sdp_remote)
+    }
+
+    /// Returns the new [`RtpReceiver::remote`] once after it changed (first
+    /// latch, or a re-INVITE's new address): the call then points its sender
+    /// (e.g. `Pacer::set_destination`) there.
+    pub fn take_remote_change(&mut self) -> Option<SocketAddr> {
+        if std::mem::take(&mut self.remote_changed) {
+            self.remote()
+        } else {
+            None
+        }
     }
 
     /// The latched source address, if any.
@@ -520,6 +535,7 @@ impl RtpReceiver {
         // Accepted: latch, refresh the timeout, track sequence numbers.
         if self.config.symmetric && self.latched.is_none() {
             self.latched = Some(from);
+            self.remote_changed = self.sdp_remote != Some(from);
         }
         self.last_packet = now;
         let header = RtpHeader {
@@ -773,11 +789,14 @@ mod tests {
         assert_eq!(r.latched(), None);
         // The NATed far end: first valid packet latches.
         let nat = addr(31000);
+        assert_eq!(r.take_remote_change(), None);
         assert!(matches!(
             r.handle_datagram(&packet(0, 1, 7, &[0]), nat, now),
             Received::Audio { .. }
         ));
         assert_eq!(r.remote(), Some(nat));
+        assert_eq!(r.take_remote_change(), Some(nat));
+        assert_eq!(r.take_remote_change(), None, "reported once");
         assert_eq!(
             r.handle_datagram(&packet(0, 2, 7, &[0]), addr(4000), now),
             Received::Ignored(IgnoreReason::WrongSource)
@@ -794,6 +813,7 @@ mod tests {
             Received::Audio { .. }
         ));
         assert_eq!(r.remote(), Some(addr(5002)));
+        assert_eq!(r.take_remote_change(), Some(addr(5002)));
     }
 
     #[test]
