@@ -4,7 +4,8 @@
 //! `cargo bench --bench media -- --warm-up-time 1 --measurement-time 3`
 //! The jitter measurement runs after the criterion groups (only under
 //! `cargo bench`, and only when no filter excludes "jitter"); its seconds per
-//! run can be set with `DIALGATE_JITTER_SECS` (default 4).
+//! run can be set with `DIALGATE_JITTER_SECS` (default 4), the pacer
+//! thread's nice value with `DIALGATE_PACER_NICE` (default 0).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -270,7 +271,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// own socket, to one receiver socket; a receiver thread timestamps each
 /// packet and the deviation of each stream's inter-arrival time from 20 ms
 /// is reported.
-fn jitter(streams: usize, secs: u64) {
+fn jitter(streams: usize, secs: u64, nice: i32) {
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
     force_rcvbuf(&rx, 64 << 20);
     rx.set_read_timeout(Some(Duration::from_millis(200)))
@@ -280,7 +281,7 @@ fn jitter(streams: usize, secs: u64) {
         .expect("prompts");
     let prompt = lib.prompt(None, PromptId::BridgeUnavailable).clone();
 
-    let shell: PacerShell<UdpSocket> = PacerShell::spawn().expect("pacer thread");
+    let shell: PacerShell<UdpSocket> = PacerShell::spawn_with_nice(nice).expect("pacer thread");
     let h = shell.handle();
     let mut ids = Vec::with_capacity(streams);
     for i in 0..streams {
@@ -341,7 +342,7 @@ fn jitter(streams: usize, secs: u64) {
     shell.shutdown();
     dev.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "pacer jitter ({} timestamps), {streams} streams, {secs}s: |inter-arrival - 20ms| p50 {:.0} us, p99 {:.0} us, max {:.0} us \
+        "pacer jitter ({} timestamps), {streams} streams, pacer nice {nice}, {secs}s: |inter-arrival - 20ms| p50 {:.0} us, p99 {:.0} us, max {:.0} us \
          ({} intervals, {packets} packets received, {gaps} seq gaps at the receiver); \
          pacer: {} ticks, {} missed, {} late wake-ups, {} sent, {} dropped, {:.2} us per send",
         if stamped { "kernel" } else { "user-space" },
@@ -373,8 +374,12 @@ fn main() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(4);
+        let nice = std::env::var("DIALGATE_PACER_NICE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         for streams in [1000, 5000] {
-            jitter(streams, secs);
+            jitter(streams, secs, nice);
         }
     }
 }

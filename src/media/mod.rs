@@ -77,6 +77,9 @@ pub struct MediaSettings {
     /// Silence between queued prompts.
     #[serde(with = "duration_text")]
     pub prompt_gap: Duration,
+    /// Nice value for the pacer thread (-20..=19, 0 = unchanged). Negative
+    /// values keep prompt timing steady on a busy host; needs CAP_SYS_NICE.
+    pub pacer_nice: i32,
 }
 
 impl Default for MediaSettings {
@@ -88,6 +91,7 @@ impl Default for MediaSettings {
             telephone_event_pt: rtp::DEFAULT_EVENT_PT,
             symmetric_rtp: true,
             prompt_gap: Duration::from_millis(300),
+            pacer_nice: 0,
         }
     }
 }
@@ -117,6 +121,12 @@ impl MediaSettings {
             errors.push(format!(
                 "media.telephone_event_pt: {} is not a dynamic payload type (96-127)",
                 self.telephone_event_pt
+            ));
+        }
+        if !(-20..=19).contains(&self.pacer_nice) {
+            errors.push(format!(
+                "media.pacer_nice: {} is outside -20..=19",
+                self.pacer_nice
             ));
         }
         if self.prompt_gap > Duration::from_secs(10) {
@@ -251,14 +261,16 @@ mod tests {
             telephone_event_pt: 8,
             symmetric_rtp: true,
             prompt_gap: Duration::from_secs(60),
+            pacer_nice: -21,
         };
         let errs = bad.validate();
-        assert_eq!(errs.len(), 5, "{errs:?}");
+        assert_eq!(errs.len(), 6, "{errs:?}");
         for (e, key) in errs.iter().zip([
             "media.prompt_dir",
             "media.default_language",
             "media.media_timeout",
             "media.telephone_event_pt",
+            "media.pacer_nice",
             "media.prompt_gap",
         ]) {
             assert!(e.starts_with(key), "{e}");
