@@ -568,8 +568,8 @@ pub use shell::{BatchSender, PacerHandle, PacerShell, ShellStats};
 /// per packet.
 ///
 /// Measured on loopback (`benches/media.rs`, a loaded 2-core VM): `send_to`
-/// about 6.7 µs per packet, `send` on a connected socket about 5.4 µs,
-/// `sendmmsg` of 1,000 packets on one socket about 5.6 µs per packet. The
+/// 6.7–7.8 µs per packet, `send` on a connected socket 5.4–6.3 µs,
+/// `sendmmsg` of 1,000 packets on one socket 5.6–6.4 µs per packet. The
 /// kernel's UDP path, not the syscall entry, dominates, so io_uring (one
 /// submission for sends on many sockets) would save little of it, for a new
 /// dependency and a kernel feature often disabled in containers. It is the
@@ -662,11 +662,11 @@ mod shell {
         }
 
         /// Starts the pacer thread and sets its nice value (-20..=19; 0
-        /// leaves it alone). A raised priority (negative nice) keeps the
-        /// 20 ms schedule when the host is busy: measured on a loaded 2-core
-        /// VM, late wake-ups at 1,000 streams fell from 161 to 14 in 200
-        /// ticks. Raising it needs CAP_SYS_NICE; failure is logged and the
-        /// pacer runs at normal priority.
+        /// leaves it alone). A raised priority (negative nice) lets the
+        /// pacer win the CPU against batch work on a busy host; it cannot
+        /// help when the pacer itself needs more than one core's time.
+        /// Raising it needs CAP_SYS_NICE; failure is logged and the pacer
+        /// runs at normal priority.
         pub fn spawn_with_nice(nice: i32) -> io::Result<Self> {
             let shared = Arc::new(Shared {
                 inner: Mutex::new(Inner {
