@@ -1276,6 +1276,68 @@ mod tests {
         assert!(b.get(1000).is_none());
     }
 
+    proptest::proptest! {
+        /// Any sequence of operations keeps the invariants: one packet per
+        /// stream per tick, consecutive sequence numbers per stream, each
+        /// playback reported exactly once (finished or stopped).
+        #[test]
+        fn random_operations_keep_invariants(ops in proptest::collection::vec((0u8..6, 0u16..40), 1..300)) {
+            let t0 = Instant::now();
+            let mut p: Pacer<u16> = Pacer::new(t0);
+            let mut b = PacketBatch::default();
+            let mut ids: Vec<StreamId> = Vec::new();
+            let mut now = t0;
+            let mut last_seq: std::collections::HashMap<u32, u16> = Default::default();
+            // Playbacks queued and not yet reported, with their stream.
+            let mut queued: std::collections::HashMap<PlaybackId, StreamId> = Default::default();
+            let mut next_ssrc = 0u32;
+            for (op, arg) in ops {
+                let pick = |ids: &Vec<StreamId>| ids.get(usize::from(arg) % ids.len().max(1)).copied();
+                match op {
+                    0 => {
+                        next_ssrc += 1;
+                        ids.push(p.add_stream(sender(next_ssrc), Law::Mu, addr(1), 0));
+                    }
+                    1 => if let Some(id) = pick(&ids) {
+                        ids.retain(|i| *i != id);
+                        let (s, _) = p.remove_stream(id).unwrap();
+                        last_seq.remove(&s.ssrc().0);
+                        // Removal drops queued playbacks without events.
+                        queued.retain(|_, st| *st != id);
+                    },
+                    2 => if let Some(id) = pick(&ids) {
+                        queued.insert(p.play_frames(id, prompt(usize::from(arg % 5), 1)).unwrap(), id);
+                    },
+                    3 => if let Some(id) = pick(&ids) {
+                        queued.insert(p.play_silence(id, Duration::from_millis(u64::from(arg) * 7)).unwrap(), id);
+                    },
+                    4 => if let Some(id) = pick(&ids) { p.stop(id).unwrap(); },
+                    _ => {
+                        now += Duration::from_millis(u64::from(arg) * 3);
+                        let out = p.tick(now, &mut b);
+                        proptest::prop_assert!(out.packets == 0 || out.packets == p.len());
+                        for (_, pkt) in b.iter() {
+                            let r = RtpReader::new(pkt).unwrap();
+                            let seq = u16::from(r.sequence_number());
+                            if let Some(prev) = last_seq.insert(r.ssrc(), seq) {
+                                proptest::prop_assert_eq!(seq, prev.wrapping_add(1));
+                            }
+                        }
+                    }
+                }
+                while let Some(ev) = p.poll_event() {
+                    let (PacerEvent::Finished { playback, stream } | PacerEvent::Stopped { playback, stream }) = ev;
+                    proptest::prop_assert_eq!(queued.remove(&playback), Some(stream), "unknown or reported twice");
+                }
+            }
+            proptest::prop_assert_eq!(p.len(), ids.len());
+            // Whatever is still unreported is still queued somewhere.
+            for st in queued.values() {
+                proptest::prop_assert!(p.is_playing(*st));
+            }
+        }
+    }
+
     #[cfg(unix)]
     #[test]
     fn shell_sends_over_loopback_and_reports_events() {
