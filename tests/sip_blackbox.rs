@@ -422,3 +422,34 @@ async fn our_bye_opens_a_new_tcp_connection_when_the_callers_is_gone() {
         .expect("server stops after draining")
         .unwrap();
 }
+
+#[tokio::test]
+async fn lost_ack_ends_the_call_with_bye() {
+    // Short timers so 64·T1 passes quickly; nothing here asserts a duration.
+    let mut c = config();
+    c.sip.timers.t1 = Duration::from_millis(10);
+    c.sip.timers.t2 = Duration::from_millis(40);
+    c.sip.timers.t4 = Duration::from_millis(50);
+    let h = start_with(ServerSettings::from_config(&c)).await;
+    let mut client = SipClient::udp(udp_addr(&h)).await;
+    let call = CallBuilder::new(&client, "15550100");
+    client.send(&call.invite(Some(&offer_sdp(30_000)))).await;
+    // The 200 is retransmitted while no ACK comes, then a BYE follows.
+    let mut oks = 0;
+    let bye = loop {
+        let m = client.recv().await;
+        if m.status() == Some(200) {
+            oks += 1;
+        }
+        if m.method() == Some("BYE") {
+            break m;
+        }
+    };
+    assert!(oks >= 2, "the 2xx is retransmitted until the ACK");
+    client.send(&ok_for(&bye)).await;
+    assert!(
+        wait_for(&h, |s| s.active_calls == 0
+            && s.rtp_ports_available == s.rtp_ports_capacity)
+        .await
+    );
+}
