@@ -198,13 +198,22 @@ impl ServerHandle {
     }
 }
 
-/// Runs the server until `shutdown` completes, then drains gracefully.
+/// Runs the server until `shutdown` completes, then drains gracefully:
+/// new calls get 503, running calls get the configured grace period, then
+/// BYE. Returns once every call has ended. Fails if a listener cannot be
+/// bound, or if the server stops before `shutdown` completes.
 pub async fn run(
     config: crate::config::Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let handle = Server::start(&config).await?;
-    shutdown.await;
+    let mut handle = Server::start(&config).await?;
+    tokio::select! {
+        _ = shutdown => {}
+        ended = &mut handle.join => {
+            ended.context("SIP driver task failed")??;
+            anyhow::bail!("SIP server stopped unexpectedly");
+        }
+    }
     tracing::info!("shutdown requested, draining calls");
     handle.shutdown();
     handle.join().await
