@@ -941,6 +941,92 @@ mod tests {
         );
     }
 
+    #[derive(Clone, Debug)]
+    enum Op {
+        Join(bool),
+        Leave(usize),
+        Push(usize, u32, Vec<u8>),
+        Mute(usize, bool),
+        Tick,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<bool>().prop_map(Op::Join),
+            (0..8usize).prop_map(Op::Leave),
+            (
+                0..8usize,
+                any::<u32>(),
+                proptest::collection::vec(any::<u8>(), 0..600)
+            )
+                .prop_map(|(i, ts, p)| Op::Push(i, ts, p)),
+            (0..8usize, any::<bool>()).prop_map(|(i, on)| Op::Mute(i, on)),
+            Just(Op::Tick),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever arrives in whatever order, nothing panics and every
+        /// sending participant gets exactly one frame per tick.
+        #[test]
+        fn any_sequence_of_calls_is_safe(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut room = Room::new(&BridgeSettings {
+                max_room_size: 6,
+                active_speakers: 2,
+                ..BridgeSettings::default()
+            });
+            let mut ids: Vec<ParticipantId> = Vec::new();
+            let t0 = Instant::now();
+            let mut ms = 0u64;
+            for op in ops {
+                ms += 7;
+                let now = t0 + Duration::from_millis(ms);
+                match op {
+                    Op::Join(pcma) => {
+                        let law = if pcma { Law::A } else { Law::Mu };
+                        match room.join(law) {
+                            Ok(id) => ids.push(id),
+                            Err(RoomFull { max }) => proptest::prop_assert_eq!(ids.len(), max),
+                        }
+                    }
+                    Op::Leave(i) => {
+                        if i < ids.len() {
+                            let id = ids.swap_remove(i);
+                            proptest::prop_assert!(room.leave(id).is_ok());
+                        }
+                    }
+                    Op::Push(i, ts, payload) => {
+                        if let Some(&id) = ids.get(i) {
+                            proptest::prop_assert!(room.push_audio(id, ts, &payload, now).is_ok());
+                        }
+                    }
+                    Op::Mute(i, on) => {
+                        if let Some(&id) = ids.get(i) {
+                            proptest::prop_assert!(room.set_receiving(id, on).is_ok());
+                        }
+                    }
+                    Op::Tick => {
+                        let mut seen = Vec::new();
+                        room.mix_tick(|id, _| seen.push(id));
+                        seen.sort();
+                        let mut expected = ids.clone();
+                        expected.sort();
+                        proptest::prop_assert_eq!(seen, expected);
+                    }
+                }
+                proptest::prop_assert_eq!(room.len(), ids.len());
+            }
+        }
+    }
+
+    #[test]
+    fn rooms_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<Room>();
+        send::<crate::bridge::Conferences>();
+    }
+
     #[test]
     fn handles_survive_swap_removal() {
         let mut room = Room::new(&settings());
