@@ -7,9 +7,10 @@
 //!    choice of speakers does not flicker between syllables);
 //! 2. picks the speakers: in a room with more heard participants than
 //!    `active_speakers`, the `active_speakers` loudest whose level reaches
-//!    `speaker_threshold_dbov`; otherwise everyone not silent. Capping the
-//!    talkers bounds the background noise summed into every ear in a big
-//!    room;
+//!    `speaker_threshold_dbov` (last tick's speakers rank 3 dB higher, so
+//!    near-equal talkers do not swap every frame); otherwise everyone not
+//!    silent. Capping the talkers bounds the background noise summed into
+//!    every ear in a big room;
 //! 3. sums speakers and tones once, in `i32`;
 //! 4. gives everyone who contributed nothing (not a speaker, hears every
 //!    tone) the same mix, encoded once per law and shared; a speaker, or a
@@ -111,6 +112,9 @@ struct Participant {
     has_frame: bool,
     /// Smoothed mean square of the input.
     level: i64,
+    /// `level`, doubled (+3 dB) for a speaker of the last tick: hysteresis,
+    /// so near-equal talkers do not swap slots every frame.
+    rank: i64,
     speaking: bool,
     /// This participant's own output when it differs from the shared mix.
     out: Frame,
@@ -279,6 +283,7 @@ impl Room {
             frame: [0; FRAME_SAMPLES],
             has_frame: false,
             level: 0,
+            rank: 0,
             speaking: false,
             out: [law.silence(); FRAME_SAMPLES],
         });
@@ -361,6 +366,14 @@ impl Room {
         Ok(self.get(id)?.jitter.stats())
     }
 
+    /// The participants mixed as speakers in the last tick, loudest first.
+    pub fn speakers(&self) -> impl Iterator<Item = ParticipantId> + '_ {
+        self.speakers
+            .iter()
+            .take(self.speaker_count)
+            .filter_map(|&i| self.participants.get(i).map(|p| p.id))
+    }
+
     /// Whether `id` was mixed as a speaker in the last tick.
     pub fn is_speaking(&self, id: ParticipantId) -> Result<bool, UnknownParticipant> {
         Ok(self.get(id)?.speaking)
@@ -408,7 +421,7 @@ impl Room {
         // 1. Input: one frame each, and levels.
         let mut heard = 0usize;
         for p in participants.iter_mut() {
-            p.speaking = false;
+            let was_speaking = std::mem::take(&mut p.speaking);
             if !p.receiving {
                 p.has_frame = false;
                 continue;
@@ -417,6 +430,11 @@ impl Room {
             p.has_frame = p.jitter.playout(&mut p.frame);
             let e = if p.has_frame { energy(&p.frame) } else { 0 };
             p.level = e.max(p.level - p.level / 8);
+            p.rank = if was_speaking {
+                p.level.saturating_mul(2)
+            } else {
+                p.level
+            };
         }
 
         // 2. Speakers: the loudest `active_speakers`, kept sorted.
@@ -437,7 +455,7 @@ impl Room {
                 && speakers
                     .get(k)
                     .and_then(|&s| participants.get(s))
-                    .is_some_and(|s| s.level >= p.level)
+                    .is_some_and(|s| s.rank >= p.rank)
             {
                 k += 1;
             }
@@ -833,6 +851,31 @@ mod tests {
         let mut d = Drive::new();
         d.run(&mut room, &[(talkers[0], &noise)], 60);
         assert!(amplitude(d.tail(listener, 20), 3000.0) < 5.0);
+    }
+
+    #[test]
+    fn a_much_louder_talker_takes_a_slot_at_once() {
+        let mut room = Room::new(&BridgeSettings {
+            active_speakers: 2,
+            ..settings()
+        });
+        let ids: Vec<_> = (0..4).map(|_| room.join(Law::Mu).unwrap()).collect();
+        let soft = sine(500.0, 2000.0, 50, Law::Mu);
+        let softer = sine(700.0, 1500.0, 50, Law::Mu);
+        let loud = sine(900.0, 12000.0, 50, Law::Mu);
+        let mut d = Drive::new();
+        d.run(&mut room, &[(ids[0], &soft), (ids[1], &softer)], 10);
+        assert_eq!(room.speakers().collect::<Vec<_>>(), [ids[0], ids[1]]);
+        // Level is instant on attack: the loud talker is in from its first
+        // frame (after the playout delay), the softer one is out.
+        let senders = [
+            (ids[0], &soft[..]),
+            (ids[1], &softer[..]),
+            (ids[2], &loud[..]),
+        ];
+        d.run(&mut room, &senders, 3);
+        assert_eq!(room.speakers().collect::<Vec<_>>(), [ids[2], ids[0]]);
+        assert!(!room.is_speaking(ids[1]).unwrap());
     }
 
     #[test]
