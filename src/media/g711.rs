@@ -129,8 +129,14 @@ impl Law {
     /// Decodes `coded` into `out` (same length).
     pub fn decode(self, coded: &[u8], out: &mut [i16]) {
         match self {
-            Law::Mu => coded.iter().zip(out).for_each(|(c, o)| *o = ulaw_decode(*c)),
-            Law::A => coded.iter().zip(out).for_each(|(c, o)| *o = alaw_decode(*c)),
+            Law::Mu => coded
+                .iter()
+                .zip(out)
+                .for_each(|(c, o)| *o = ulaw_decode(*c)),
+            Law::A => coded
+                .iter()
+                .zip(out)
+                .for_each(|(c, o)| *o = alaw_decode(*c)),
         }
     }
 
