@@ -27,7 +27,7 @@
 //! samples) fills at most 53 % of one of them, far below the share needed.
 //! The digit is released after [`WINDOWS_TO_RELEASE`] consecutive windows
 //! less than about half tone: a 40 ms pause makes at least six, a 20 ms pause
-//! at most four. A held digit only needs the energy tests, so a block
+//! at most four. A held digit only needs the energy tests, so a window
 //! straddling a short dropout does not split it. A new digit can only start
 //! once the previous one is released.
 //!
@@ -97,7 +97,7 @@ const HOLD_TONE_SHARE: f32 = 0.5;
 /// Share (after undoing the filter loss of an off-centre tone) needed for a
 /// window to count towards a new digit. Clean tones measure 0.95–1; clipped
 /// 0 dBm0 pairs and 15 dB SNR noise lower that a little.
-const DETECT_TONE_SHARE: f32 = 0.85;
+const DETECT_TONE_SHARE: f32 = 0.8;
 
 /// A window counting towards a new digit must hold steady tones: each tone's
 /// power in the two sub-windows within this ratio (±3 dB).
@@ -146,6 +146,10 @@ pub struct InBandSettings {
     /// How much louder the high-group tone may be than the low-group one, dB
     /// (default 6: Q.24 needs 4 plus a 2 dB measurement allowance).
     pub max_high_louder_db: f32,
+    /// Also detect the fourth-column keys A–D (default false). Telephones
+    /// have no such keys and the auto attendant has no use for them, while
+    /// the 1633 Hz column is where voices most often imitate a key.
+    pub extended_keys: bool,
 }
 
 impl Default for InBandSettings {
@@ -155,6 +159,7 @@ impl Default for InBandSettings {
             min_level_dbm0: -42.0,
             max_low_louder_db: 10.0,
             max_high_louder_db: 6.0,
+            extended_keys: false,
         }
     }
 }
@@ -260,7 +265,7 @@ struct WindowAnalysis {
     col_harmonic_power: [f32; 4],
     /// Estimated power at each row tone's second harmonic.
     row_harmonic_power: [f32; 4],
-    /// Mean power of the block (mean square sample value).
+    /// Mean power of the window (mean square sample value).
     total_power: f32,
 }
 
@@ -283,6 +288,8 @@ enum Verdict {
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Run {
     digit: Digit,
+    /// Offsets measured in the run's first window.
+    first: [f32; 2],
     /// Offsets measured in the run's last window.
     offsets: [f32; 2],
     windows: u8,
@@ -301,21 +308,30 @@ impl Run {
         let Verdict::Valid { digit, offsets } = verdict else {
             return None;
         };
-        let windows = match run {
-            Some(r) if r.digit == digit && r.steady_with(offsets) => r.windows.saturating_add(1),
-            _ => 1,
-        };
-        Some(Run {
-            digit,
-            offsets,
-            windows,
-        })
+        match run {
+            Some(r) if r.digit == digit && r.steady_with(offsets) => Some(Run {
+                offsets,
+                windows: r.windows.saturating_add(1),
+                ..r
+            }),
+            _ => Some(Run {
+                digit,
+                first: offsets,
+                offsets,
+                windows: 1,
+            }),
+        }
     }
 
+    /// Whether a window's offsets agree with both the run's last window and
+    /// its first (a slow glide passes the first test, not the second).
     fn steady_with(&self, offsets: [f32; 2]) -> bool {
         let (row, col) = digit_frequencies(self.digit);
-        (self.offsets[0] - offsets[0]).abs() <= STEADY_ABS_HZ + STEADY_REL * row
-            && (self.offsets[1] - offsets[1]).abs() <= STEADY_ABS_HZ + STEADY_REL * col
+        let close = |a: [f32; 2]| {
+            (a[0] - offsets[0]).abs() <= STEADY_ABS_HZ + STEADY_REL * row
+                && (a[1] - offsets[1]).abs() <= STEADY_ABS_HZ + STEADY_REL * col
+        };
+        close(self.offsets) && close(self.first)
     }
 
     fn complete(run: Option<Run>) -> Option<Digit> {
@@ -367,6 +383,7 @@ pub struct InBandDetector {
     /// Complex filter outputs and energy of the previous half, once there is one.
     prev_half: Option<HalfOutput>,
     min_power: f32,
+    extended_keys: bool,
     max_low_over_high: f32,
     max_high_over_low: f32,
     state: State,
@@ -388,7 +405,7 @@ impl InBandDetector {
     /// A detector with the given settings (the `enabled` flag is for the
     /// caller: a constructed detector always runs).
     pub fn new(settings: &InBandSettings) -> Self {
-        // Warm the shared tables here rather than on the first block.
+        // Warm the shared tables here rather than on the first window.
         let _ = tables();
         InBandDetector {
             window: [0.0; WINDOW_LEN],
@@ -398,6 +415,7 @@ impl InBandDetector {
             energy: 0.0,
             prev_half: None,
             min_power: DBM0_REF_POWER * db_to_power_ratio(settings.min_level_dbm0),
+            extended_keys: settings.extended_keys,
             max_low_over_high: db_to_power_ratio(settings.max_low_louder_db),
             max_high_over_low: db_to_power_ratio(settings.max_high_louder_db),
             state: State::Idle { run: None },
@@ -515,7 +533,7 @@ impl InBandDetector {
         let (row, pr) = strongest(&a.row_power);
         let (col, pc) = strongest(&a.col_power);
         let share = (pr + pc) / a.total_power.max(f32::MIN_POSITIVE);
-        // Cheap gate: most blocks of speech, music and silence stop here.
+        // Cheap gate: most windows of speech, music and silence stop here.
         if pr < 0.5 * self.min_power || pc < 0.5 * self.min_power || share < HOLD_TONE_SHARE {
             return Verdict::None;
         }
@@ -524,7 +542,7 @@ impl InBandDetector {
         let m_col = self.measure_tone(4 + col);
         let freq_ok = m_row.offset_hz.abs() <= FREQ_TOL_REL * f_row + FREQ_TOL_ABS
             && m_col.offset_hz.abs() <= FREQ_TOL_REL * f_col + FREQ_TOL_ABS;
-        // For a tone within tolerance, undo the block filter's loss off its
+        // For a tone within tolerance, undo the window filter's loss off its
         // centre frequency, so it measures like a nominal one.
         let (pr, pc) = if freq_ok {
             (
@@ -542,6 +560,9 @@ impl InBandDetector {
             return Verdict::None;
         }
         let digit = KEYPAD[row][col];
+        if !self.extended_keys && col == 3 {
+            return Verdict::None;
+        }
         let corrected_share = (pr + pc) / a.total_power.max(f32::MIN_POSITIVE);
         let col_harmonic_ok = a.col_harmonic_power[col] <= pc * MAX_HARMONIC_RATIO;
         let row_harmonic_ok = (2.0 * f_row - f_col).abs() < ROW_HARMONIC_CLEARANCE_HZ
@@ -566,7 +587,7 @@ impl InBandDetector {
 
     /// Measures tone `k` (0–7) in two Hann-windowed sub-windows: how far it
     /// is off nominal (from the phase advance between them) and whether its
-    /// level is steady across the block.
+    /// level is steady across the window.
     fn measure_tone(&self, k: usize) -> ToneMeasure {
         let t = tables();
         let (Some(cos), Some(sin), Some(&(rc, rs))) =

@@ -122,8 +122,16 @@ fn detect_with(samples: &[i16], chunk: usize, settings: &InBandSettings) -> Vec<
     out
 }
 
+/// The Q.24 suite covers all sixteen keys, so A–D are switched on.
+fn all_keys() -> InBandSettings {
+    InBandSettings {
+        extended_keys: true,
+        ..InBandSettings::default()
+    }
+}
+
 fn detect(samples: &[i16]) -> Vec<Digit> {
-    detect_with(samples, 160, &InBandSettings::default())
+    detect_with(samples, 160, &all_keys())
 }
 
 fn key_string(d: &[Digit]) -> String {
@@ -154,11 +162,11 @@ fn chunk_size_does_not_matter() {
         tape.key(d, -12.0, 45.0).silence(45.0);
     }
     let s = codec(&tape.x, Some(Law::Mu));
-    let reference = detect_with(&s, 160, &InBandSettings::default());
+    let reference = detect_with(&s, 160, &all_keys());
     assert_eq!(reference, Digit::ALL.to_vec());
     for chunk in [1, 7, 80, 102, 103, 333, 4096] {
         assert_eq!(
-            detect_with(&s, chunk, &InBandSettings::default()),
+            detect_with(&s, chunk, &all_keys()),
             reference,
             "chunk {chunk}"
         );
@@ -175,7 +183,7 @@ fn g711_input_matches_linear_input() {
         let lin: Vec<i16> = tape.x.iter().map(|v| v.round() as i16).collect();
         let mut coded = vec![0u8; lin.len()];
         law.encode(&lin, &mut coded);
-        let mut det = InBandDetector::default();
+        let mut det = InBandDetector::new(&all_keys());
         let t0 = Instant::now();
         let mut got = Vec::new();
         for c in coded.chunks(160) {
@@ -498,6 +506,18 @@ fn reset_drops_state() {
 }
 
 #[test]
+fn keys_a_to_d_only_when_enabled() {
+    let mut tape = Tape::default();
+    for d in Digit::ALL {
+        tape.key(d, -10.0, 60.0).silence(60.0);
+    }
+    let s = codec(&tape.x, Some(Law::Mu));
+    let default = detect_with(&s, 160, &InBandSettings::default());
+    assert_eq!(key_string(&default), "0123456789*#");
+    assert_eq!(detect_with(&s, 160, &all_keys()), Digit::ALL.to_vec());
+}
+
+#[test]
 fn settings_defaults_and_validation() {
     let s = InBandSettings::default();
     assert!(s.validate().is_empty());
@@ -506,6 +526,7 @@ fn settings_defaults_and_validation() {
         min_level_dbm0: -20.0,
         max_low_louder_db: 4.0,
         max_high_louder_db: 2.0,
+        extended_keys: false,
     };
     let problems = bad.validate();
     assert_eq!(problems.len(), 3);
