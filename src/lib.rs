@@ -26,6 +26,7 @@
 
 pub mod admin;
 pub mod bridge;
+pub mod call;
 pub mod config;
 pub mod directory;
 pub mod dtmf;
