@@ -19,7 +19,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::call::shell::{CallPath, CallPathSettings, RtpSockets, Services};
+use crate::call::shell::{CallPath, CallPathProbe, CallPathSettings, RtpSockets, Services};
 use crate::media::ports::{PortAllocator, RtpPort, RtpPortPool};
 use crate::sip::transport::tcp::{self, TcpLimits};
 use crate::sip::transport::{udp, ConnId, Inbound, Transmit, Transport};
@@ -78,6 +78,8 @@ pub struct ServerStats {
     pub call_tasks: usize,
     /// Streams on the prompt pacer.
     pub pacer_streams: usize,
+    /// Counters of the call path (routed callers, failed entries).
+    pub call_path: crate::call::shell::CallPathStats,
 }
 
 /// Entry point for the server.
@@ -159,6 +161,7 @@ impl Server {
             Some((path, hang_ups)) => (Some(path), Some(hang_ups)),
             None => (None, None),
         };
+        let probe = call_path.as_ref().map(CallPath::probe);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let stats = Arc::new(Mutex::new(ServerStats::default()));
         let driver = Driver {
@@ -186,6 +189,7 @@ impl Server {
             shutdown_tx,
             join,
             stats,
+            probe,
         })
     }
 }
@@ -197,6 +201,8 @@ pub struct ServerHandle {
     shutdown_tx: watch::Sender<bool>,
     join: JoinHandle<anyhow::Result<()>>,
     stats: Arc<Mutex<ServerStats>>,
+    /// Live counters of the call path, which change between driver wake-ups.
+    probe: Option<CallPathProbe>,
 }
 
 impl ServerHandle {
@@ -221,10 +227,15 @@ impl ServerHandle {
 
     /// A snapshot of the counters and call/port figures.
     pub fn stats(&self) -> ServerStats {
-        match self.stats.lock() {
+        let mut stats = match self.stats.lock() {
             Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if let Some(probe) = &self.probe {
+            stats.call_path = probe.stats();
+            stats.pacer_streams = probe.pacer_streams();
         }
+        stats
     }
 
     /// Waits until the server has drained and stopped.
@@ -359,10 +370,12 @@ impl Driver {
             }
             self.to_call_path(&event);
         }
-        let (call_tasks, pacer_streams) = self
+        let (call_tasks, pacer_streams, call_path) = self
             .call_path
             .as_ref()
-            .map_or((0, 0), |p| (p.active(), p.pacer_streams()));
+            .map_or((0, 0, Default::default()), |p| {
+                (p.active(), p.pacer_streams(), p.stats())
+            });
         let snapshot = ServerStats {
             counters: self.ua.counters().clone(),
             active_calls: self.ua.active_calls(),
@@ -370,6 +383,7 @@ impl Driver {
             rtp_ports_capacity: self.ua.rtp_ports_capacity(),
             call_tasks,
             pacer_streams,
+            call_path,
         };
         match self.stats.lock() {
             Ok(mut s) => *s = snapshot,

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
@@ -132,6 +133,25 @@ struct Shared {
     guard: Mutex<GuessingGuard>,
     pacer: PacerHandle<UdpSocket>,
     hang_ups: mpsc::UnboundedSender<CallKey>,
+    counters: PathCounters,
+}
+
+#[derive(Default)]
+struct PathCounters {
+    routed: AtomicU64,
+    entries_failed: AtomicU64,
+    early_refusals: AtomicU64,
+}
+
+/// Counters of the call path since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallPathStats {
+    /// Callers who keyed a valid ID and were routed.
+    pub routed: u64,
+    /// Failed entries (wrong, malformed or empty).
+    pub entries_failed: u64,
+    /// Callers refused at the start by the guessing defence.
+    pub early_refusals: u64,
 }
 
 /// The call path of a running server: starts and stops the call tasks.
@@ -167,6 +187,7 @@ impl CallPath {
             guard,
             pacer: pacer.handle(),
             hang_ups,
+            counters: PathCounters::default(),
         });
         Ok((
             CallPath {
@@ -183,9 +204,19 @@ impl CallPath {
         self.calls.len()
     }
 
+    /// Counters since start.
+    pub fn stats(&self) -> CallPathStats {
+        self.probe().stats()
+    }
+
     /// Streams attached to the pacer (one per call with a destination).
     pub fn pacer_streams(&self) -> usize {
-        self.shared.pacer.len()
+        self.probe().pacer_streams()
+    }
+
+    /// A handle that reads the live counters from anywhere.
+    pub fn probe(&self) -> CallPathProbe {
+        CallPathProbe(self.shared.clone())
     }
 
     /// A call is answered and confirmed: asks the guessing defence, then
@@ -214,6 +245,10 @@ impl CallPath {
             CallVerdict::Admit => None,
             CallVerdict::Refuse { reason, .. } => {
                 tracing::info!(%call_id, ?reason, "caller refused by the guessing defence");
+                self.shared
+                    .counters
+                    .early_refusals
+                    .fetch_add(1, Ordering::Relaxed);
                 Some(reason)
             }
         };
@@ -277,6 +312,33 @@ impl CallPath {
             drop(c.tx);
             let _ = c.task.await;
         }
+    }
+}
+
+/// Reads the call path's live counters (for the server's stats).
+#[derive(Clone)]
+pub struct CallPathProbe(Arc<Shared>);
+
+impl CallPathProbe {
+    /// Counters since start.
+    pub fn stats(&self) -> CallPathStats {
+        let c = &self.0.counters;
+        CallPathStats {
+            routed: c.routed.load(Ordering::Relaxed),
+            entries_failed: c.entries_failed.load(Ordering::Relaxed),
+            early_refusals: c.early_refusals.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Streams attached to the pacer.
+    pub fn pacer_streams(&self) -> usize {
+        self.0.pacer.len()
+    }
+}
+
+impl std::fmt::Debug for CallPathProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallPathProbe").finish_non_exhaustive()
     }
 }
 
@@ -439,10 +501,15 @@ impl CallTask {
                     // The bridge hand-over comes next; until then the
                     // caller stays connected, hearing silence.
                     tracing::info!(parent: &self.span, meeting = %route.meeting, "caller joined");
+                    self.shared.counters.routed.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(parent: &self.span, organizer = %route.organizer, "route");
                 }
                 CallAction::EntryFailed { failure, attempt } => {
                     tracing::info!(parent: &self.span, ?failure, attempt, "entry failed");
+                    self.shared
+                        .counters
+                        .entries_failed
+                        .fetch_add(1, Ordering::Relaxed);
                     if failure.is_guess() {
                         self.record_guess();
                     }
