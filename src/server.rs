@@ -368,7 +368,7 @@ impl Driver {
                 }
                 UaEvent::Info { .. } | UaEvent::MediaChanged { .. } => {}
             }
-            self.to_call_path(&event);
+            self.notify_call_path(&event);
         }
         let (call_tasks, pacer_streams, call_path) = self
             .call_path
@@ -392,7 +392,7 @@ impl Driver {
     }
 
     /// Hands a core event to the call path (when there is one).
-    fn to_call_path(&mut self, event: &UaEvent) {
+    fn notify_call_path(&mut self, event: &UaEvent) {
         let Some(path) = self.call_path.as_mut() else {
             return;
         };

@@ -304,7 +304,7 @@ fn ulaw(sample: i16) -> u8 {
     s = (s + BIAS).min(0x7fff);
     let exponent = (0..8).rev().find(|e| s & (0x80 << e) != 0).unwrap_or(0);
     let mantissa = (s >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) as i32 | mantissa) as u8
+    !(sign | (exponent << 4) | mantissa) as u8
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
