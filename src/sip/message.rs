@@ -479,13 +479,6 @@ impl Message {
         };
 
         let head = bytes.get(first..body_start).unwrap_or_default();
-        // A CR anywhere but before LF would let a value smuggle a line break
-        // into anything that copies it (responses copy Via, From, To ...).
-        for cr in memchr::memchr_iter(b'\r', head) {
-            if head.get(cr + 1) != Some(&b'\n') {
-                return Err(ParseError::MalformedHeader);
-            }
-        }
         // One UTF-8 check so that accessors can hand out &str.
         if std::str::from_utf8(head).is_err() {
             return Err(ParseError::NotUtf8);
@@ -846,20 +839,26 @@ fn next_line(
     max_line_len: usize,
 ) -> Result<Option<(usize, usize)>, ParseError> {
     let rest = bytes.get(pos..).unwrap_or_default();
-    let Some(nl) = memchr::memchr(b'\n', rest) else {
+    // CR and LF in one scan: a CR must be followed by LF, because a bare CR
+    // would let a value smuggle a line break into anything that copies it
+    // (responses copy Via, From, To ...).
+    let Some(i) = memchr::memchr2(b'\r', b'\n', rest) else {
         if rest.len() > max_line_len {
             return Err(ParseError::HeaderLineTooLong);
         }
         return Ok(None);
     };
-    let mut end = nl;
-    if nl > 0 && rest.get(nl - 1) == Some(&b'\r') {
-        end = nl - 1;
-    }
+    let (end, next) = match (rest.get(i), rest.get(i + 1)) {
+        (Some(b'\n'), _) => (i, i + 1),
+        (Some(b'\r'), Some(b'\n')) => (i, i + 2),
+        // CR at the very end: the LF has not arrived.
+        (Some(b'\r'), None) => return Ok(None),
+        _ => return Err(ParseError::MalformedHeader),
+    };
     if end > max_line_len {
         return Err(ParseError::HeaderLineTooLong);
     }
-    Ok(Some((pos + end, pos + nl + 1)))
+    Ok(Some((pos + end, pos + next)))
 }
 
 /// `[start, end)` without surrounding spaces and tabs.
