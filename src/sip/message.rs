@@ -18,6 +18,27 @@
 //! Streams (TCP/TLS) are cut into messages with [`frame_length`]; responses
 //! and requests are written with [`ResponseBuilder`] and [`RequestBuilder`].
 //!
+//! ```
+//! use bytes::Bytes;
+//! use dialgate::sip::message::{Message, ResponseBuilder};
+//!
+//! let datagram = Bytes::from_static(
+//!     b"OPTIONS sip:gw@example.com SIP/2.0\r\n\
+//!       v: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1;rport\r\n\
+//!       f: <sip:a@example.com>;tag=1\r\nt: <sip:gw@example.com>\r\n\
+//!       i: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+//! );
+//! let request = Message::parse(datagram)?;
+//! let reply = match request.validate_request() {
+//!     Ok(()) => ResponseBuilder::for_request(&request, 200, "OK").to_tag("t1"),
+//!     Err(e) => ResponseBuilder::for_request(&request, e.status_code(), e.reason_phrase()),
+//! }
+//! .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO")
+//! .build();
+//! assert!(reply.starts_with(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1"));
+//! # Ok::<(), dialgate::sip::message::ParseError>(())
+//! ```
+//!
 //! Hand-written rather than rsip 0.4: rsip cannot parse compact header forms,
 //! IPv6 in URIs and Via, `tel:` URIs, folded header lines or unknown methods,
 //! and it ignores Content-Length (so no TCP framing).
