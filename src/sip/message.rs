@@ -983,33 +983,7 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> + '_ {
     let mut rest = Some(value);
     std::iter::from_fn(move || loop {
         let s = rest?;
-        let mut quoted = false;
-        let mut escaped = false;
-        let mut angle = false;
-        let mut cut = None;
-        for (i, b) in s.bytes().enumerate() {
-            if quoted {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    quoted = false;
-                }
-                continue;
-            }
-            match b {
-                b'"' => quoted = true,
-                b'<' => angle = true,
-                b'>' => angle = false,
-                b',' if !angle => {
-                    cut = Some(i);
-                    break;
-                }
-                _ => {}
-            }
-        }
-        let item = match cut {
+        let item = match list_item_end(s) {
             Some(i) => {
                 rest = s.get(i + 1..);
                 s.get(..i).unwrap_or("")
@@ -1024,4 +998,31 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> + '_ {
             return Some(item);
         }
     })
+}
+
+/// Position of the first comma outside quoted strings and `<...>`.
+fn list_item_end(s: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut angle = false;
+    for (i, b) in s.bytes().enumerate() {
+        if quoted {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                quoted = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => quoted = true,
+            b'<' => angle = true,
+            b'>' => angle = false,
+            b',' if !angle => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }

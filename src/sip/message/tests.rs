@@ -590,6 +590,7 @@ fn exercise(m: &Message) {
     if m.is_request() {
         let out = ResponseBuilder::for_request(m, 400, "Bad Request")
             .to_tag("x")
+            .received_from("[2001:db8::1]:5062".parse().unwrap())
             .build();
         // Whatever we parsed, our response to it must parse too.
         Message::parse(out).unwrap();
