@@ -539,6 +539,9 @@ fn header_names() {
     assert_eq!(HeaderName::parse(b"X-Foo"), HeaderName::Other);
     assert_eq!(HeaderName::parse(b"q"), HeaderName::Other);
     assert_eq!(HeaderName::parse(b""), HeaderName::Other);
+    assert_eq!(HeaderName::parse(b"Call\rID"), HeaderName::Other);
+    assert_eq!(HeaderName::parse(b"\x16ia"), HeaderName::Other);
+    assert_eq!(HeaderName::parse(b"Via_"), HeaderName::Other);
     assert_eq!(HeaderName::CallId.to_string(), "Call-ID");
     assert_eq!(
         HeaderError::Missing(HeaderName::CallId).to_string(),
