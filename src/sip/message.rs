@@ -474,23 +474,18 @@ impl Message {
                     if headers.len() >= limits.max_headers {
                         return Err(ParseError::TooManyHeaders);
                     }
-                    // One pass: the token name, optional LWS, the colon.
-                    let name_len = line
-                        .iter()
-                        .position(|&b| !typed::is_token_char(b))
-                        .unwrap_or(line.len());
-                    let mut colon = name_len;
-                    while matches!(line.get(colon), Some(b' ' | b'\t')) {
-                        colon += 1;
-                    }
-                    if name_len == 0 || line.get(colon) != Some(&b':') {
+                    let colon = memchr::memchr(b':', line).ok_or(ParseError::MalformedHeader)?;
+                    let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
+                    // A known name matched exactly, so only others need the
+                    // token check.
+                    let header_name = HeaderName::parse(name);
+                    if header_name == HeaderName::Other && !is_token(name) {
                         return Err(ParseError::MalformedHeader);
                     }
-                    let (nstart, nend) = (pos, pos + name_len);
-                    let name = line.get(..name_len).unwrap_or_default();
+                    let (nstart, nend) = (pos, pos + name.len());
                     let (vstart, vend) = trim_span(bytes, pos + colon + 1, end);
                     headers.push(HeaderEntry {
-                        name: HeaderName::parse(name),
+                        name: header_name,
                         name_span: Span::new(nstart, nend),
                         value_span: Span::new(vstart, vend.max(vstart)),
                     });
@@ -726,11 +721,12 @@ impl Message {
 
     /// Top Via (RFC 3261 §20.42).
     pub fn via(&self) -> Result<Via<'_>, HeaderError> {
-        let value = self
-            .header_values(HeaderName::Via)
-            .next()
+        let line = self
+            .header(HeaderName::Via)
             .ok_or(HeaderError::Missing(HeaderName::Via))?;
-        Via::parse(value)
+        // The first value of the first line; an empty first item is malformed.
+        let first = line.get(..list_item_end(line).unwrap_or(line.len()));
+        Via::parse(first.unwrap_or(line))
     }
 
     /// All Via values in order, across lines and comma lists.
