@@ -1,7 +1,7 @@
 //! Typed views of header values, parsed on demand from the message buffer.
 
 use super::{HeaderError, HeaderName, Method};
-use crate::sip::uri::{Host, Params, Uri, UriError};
+use crate::sip::uri::{find_byte, split_byte, Host, Params, Uri, UriError};
 use std::fmt;
 
 /// Via transport (RFC 3261 §20.42).
@@ -80,8 +80,8 @@ impl<'a> Via<'a> {
 
     fn parse_inner(value: &'a str) -> Option<Via<'a>> {
         // sent-protocol = "SIP" SLASH "2.0" SLASH transport, LWS allowed around slashes.
-        let (name, rest) = value.trim().split_once('/')?;
-        let (version, rest) = rest.split_once('/')?;
+        let (name, rest) = split_byte(value.trim(), b'/')?;
+        let (version, rest) = split_byte(rest, b'/')?;
         if !name.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
             return None;
         }
@@ -95,7 +95,7 @@ impl<'a> Via<'a> {
             return None;
         }
         let transport = Transport::parse(transport);
-        let (sent_by, params) = match rest.find(';') {
+        let (sent_by, params) = match find_byte(rest, b';') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
@@ -180,19 +180,22 @@ impl<'a> NameAddr<'a> {
             let rest = quoted[close + 1..].trim_start();
             let (uri, params) = bracketed(rest)?;
             (Some(display), uri, params)
-        } else if let Some(lt) = s.find('<') {
+        } else if let Some(lt) = find_byte(s, b'<') {
             let display = s[..lt].trim();
             let (uri, params) = bracketed(&s[lt..])?;
             ((!display.is_empty()).then_some(display), uri, params)
         } else {
             // addr-spec: the URI cannot contain `;` unbracketed, so the first
             // `;` starts the header parameters (§20.10).
-            match s.find(';') {
+            match find_byte(s, b';') {
                 Some(i) => (None, s[..i].trim_end(), &s[i..]),
                 None => (None, s, ""),
             }
         };
-        if uri.is_empty() || !uri.contains(':') || uri.bytes().any(|b| b == b' ' || b == b'\t') {
+        if uri.is_empty()
+            || find_byte(uri, b':').is_none()
+            || uri.bytes().any(|b| b == b' ' || b == b'\t')
+        {
             return None;
         }
         let params = Params::new(params);
@@ -280,7 +283,7 @@ impl<'a> Transport<'a> {
 /// `<uri>params` → (uri, params).
 fn bracketed(s: &str) -> Option<(&str, &str)> {
     let inner = s.strip_prefix('<')?;
-    let gt = inner.find('>')?;
+    let gt = find_byte(inner, b'>')?;
     let params = inner[gt + 1..].trim_start();
     if !(params.is_empty() || params.starts_with(';')) {
         return None;
