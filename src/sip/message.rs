@@ -771,7 +771,7 @@ impl Message {
             .and_then(|n| u32::try_from(n).ok())
             .ok_or(bad)?;
         let method = self
-            .span_of(method.trim_start())
+            .span_of(method.trim_ascii_start())
             .and_then(|span| Method::from_shared(&self.buf, span))
             .ok_or(bad)?;
         Ok(CSeq { seq, method })
@@ -989,7 +989,7 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> + '_ {
                 s
             }
         };
-        let item = item.trim();
+        let item = item.trim_ascii();
         if !item.is_empty() {
             return Some(item);
         }
@@ -998,6 +998,11 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> + '_ {
 
 /// Position of the first comma outside quoted strings and `<...>`.
 fn list_item_end(s: &str) -> Option<usize> {
+    // Fast path: most values hold no quote or bracket before their comma.
+    let first = memchr::memchr3(b',', b'"', b'<', s.as_bytes())?;
+    if s.as_bytes().get(first) == Some(&b',') {
+        return Some(first);
+    }
     let mut quoted = false;
     let mut escaped = false;
     let mut angle = false;

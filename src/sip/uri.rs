@@ -128,12 +128,12 @@ impl<'a> Iterator for ParamIter<'a> {
             let end = find_unquoted(self.rest, b';').unwrap_or(self.rest.len());
             let (item, rest) = self.rest.split_at(end);
             self.rest = rest.get(1..).unwrap_or("");
-            let item = item.trim();
+            let item = item.trim_ascii();
             if item.is_empty() {
                 continue;
             }
             return Some(match split_byte(item, b'=') {
-                Some((n, v)) => (n.trim_end(), Some(v.trim_start())),
+                Some((n, v)) => (n.trim_ascii_end(), Some(v.trim_ascii_start())),
                 None => (item, None),
             });
         }
@@ -167,13 +167,13 @@ impl<'a> Host<'a> {
 
     /// Parses `host[:port]` (IPv6 in brackets).
     pub fn parse_with_port(s: &'a str) -> Result<(Host<'a>, Option<u16>), UriError> {
-        let s = s.trim();
+        let s = s.trim_ascii();
         let (host, port) = if s.starts_with('[') {
             let close = find_byte(s, b']').ok_or(UriError::BadHost)?;
             let (h, rest) = s.split_at(close + 1);
             match rest.strip_prefix(':') {
                 Some(p) => (h, Some(p)),
-                None if rest.trim().is_empty() => (h, None),
+                None if rest.trim_ascii().is_empty() => (h, None),
                 None => return Err(UriError::BadHost),
             }
         } else {
@@ -182,9 +182,9 @@ impl<'a> Host<'a> {
                 None => (s, None),
             }
         };
-        let host = Host::parse(host.trim_end())?;
+        let host = Host::parse(host.trim_ascii_end())?;
         let port = match port {
-            Some(p) => Some(parse_port(p.trim())?),
+            Some(p) => Some(parse_port(p.trim_ascii())?),
             None => None,
         };
         Ok((host, port))

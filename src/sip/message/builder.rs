@@ -217,7 +217,7 @@ fn put_top_via(out: &mut BytesMut, line: &[u8], source: SocketAddr) {
         return;
     };
     let params_at = first.find(';').unwrap_or(first.len());
-    out.put_slice(first[..params_at].trim_end().as_bytes());
+    out.put_slice(first[..params_at].trim_ascii_end().as_bytes());
     for (name, value) in via.params.iter() {
         if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
             continue;

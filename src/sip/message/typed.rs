@@ -80,12 +80,12 @@ impl<'a> Via<'a> {
 
     fn parse_inner(value: &'a str) -> Option<Via<'a>> {
         // sent-protocol = "SIP" SLASH "2.0" SLASH transport, LWS allowed around slashes.
-        let (name, rest) = split_byte(value.trim(), b'/')?;
+        let (name, rest) = split_byte(value.trim_ascii(), b'/')?;
         let (version, rest) = split_byte(rest, b'/')?;
-        if !name.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
+        if !name.trim_ascii().eq_ignore_ascii_case("SIP") || version.trim_ascii() != "2.0" {
             return None;
         }
-        let rest = rest.trim_start();
+        let rest = rest.trim_ascii_start();
         let t_end = rest
             .bytes()
             .position(|b| !is_token_char(b))
@@ -99,7 +99,7 @@ impl<'a> Via<'a> {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
-        let sent_by = sent_by.trim();
+        let sent_by = sent_by.trim_ascii();
         // The sent-by must be separated from the transport by whitespace.
         if sent_by.is_empty() || !rest.starts_with([' ', '\t']) {
             return None;
@@ -173,22 +173,22 @@ impl<'a> NameAddr<'a> {
     }
 
     fn parse_inner(value: &'a str) -> Option<NameAddr<'a>> {
-        let s = value.trim();
+        let s = value.trim_ascii();
         let (display_name, uri, params) = if let Some(quoted) = s.strip_prefix('"') {
             let close = closing_quote(quoted)?;
             let display = &quoted[..close];
-            let rest = quoted[close + 1..].trim_start();
+            let rest = quoted[close + 1..].trim_ascii_start();
             let (uri, params) = bracketed(rest)?;
             (Some(display), uri, params)
         } else if let Some(lt) = find_byte(s, b'<') {
-            let display = s[..lt].trim();
+            let display = s[..lt].trim_ascii();
             let (uri, params) = bracketed(&s[lt..])?;
             ((!display.is_empty()).then_some(display), uri, params)
         } else {
             // addr-spec: the URI cannot contain `;` unbracketed, so the first
             // `;` starts the header parameters (§20.10).
             match find_byte(s, b';') {
-                Some(i) => (None, s[..i].trim_end(), &s[i..]),
+                Some(i) => (None, s[..i].trim_ascii_end(), &s[i..]),
                 None => (None, s, ""),
             }
         };
@@ -238,7 +238,7 @@ pub struct CSeq {
 impl<'a> Contact<'a> {
     /// Parses one Contact value.
     pub fn parse(value: &'a str) -> Result<Contact<'a>, HeaderError> {
-        if value.trim() == "*" {
+        if value.trim_ascii() == "*" {
             Ok(Contact::Star)
         } else {
             NameAddr::parse_as(value, HeaderName::Contact).map(Contact::Addr)
@@ -284,11 +284,11 @@ impl<'a> Transport<'a> {
 fn bracketed(s: &str) -> Option<(&str, &str)> {
     let inner = s.strip_prefix('<')?;
     let gt = find_byte(inner, b'>')?;
-    let params = inner[gt + 1..].trim_start();
+    let params = inner[gt + 1..].trim_ascii_start();
     if !(params.is_empty() || params.starts_with(';')) {
         return None;
     }
-    Some((inner[..gt].trim(), params))
+    Some((inner[..gt].trim_ascii(), params))
 }
 
 /// Index of the closing `"` of a quoted string whose opening quote is gone.
