@@ -48,6 +48,10 @@ fn id(s: &str) -> ConferenceId {
 }
 
 async fn start(max_attempts: u32) -> ServerHandle {
+    start_config(config(max_attempts)).await
+}
+
+async fn start_config(config: Config) -> ServerHandle {
     let directory = StaticDirectory::default()
         .with(
             id(ACTIVE_ID),
@@ -60,7 +64,7 @@ async fn start(max_attempts: u32) -> ServerHandle {
     let services = Services {
         directory: Arc::new(directory),
     };
-    Server::start_with_services(&config(max_attempts), services)
+    Server::start_with_services(&config, services)
         .await
         .unwrap()
 }
@@ -439,4 +443,35 @@ async fn a_missing_prompt_directory_is_a_start_up_error() {
         .unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("/nonexistent/dialgate-prompts"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_guessed_too_often_is_refused_at_once() {
+    let mut c = config(1);
+    c.ivr.guard.identity_max_failures = 1;
+    let h = start_config(c).await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(10).await;
+    caller.key_rfc4733(UNKNOWN_ID).await;
+    assert!(caller.bye_within(Duration::from_secs(15)).await);
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+    // The same caller again: the too-many-attempts prompt, then BYE,
+    // without being asked for an ID.
+    let mut again = Caller::dial(&h, true).await;
+    let heard = again.listen(10).await;
+    assert!(heard.iter().all(|(_, pt, _)| *pt == 0));
+    assert!(again.bye_within(Duration::from_secs(15)).await);
+    assert_eq!(h.stats().call_path.early_refusals, 1);
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_sends_no_media_is_hung_up_on() {
+    let mut c = config(3);
+    c.media.media_timeout = Duration::from_secs(1);
+    let h = start_config(c).await;
+    let mut caller = Caller::dial(&h, true).await;
+    // The gateway plays to the caller, who sends nothing back.
+    assert!(caller.bye_within(Duration::from_secs(10)).await);
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
 }
