@@ -102,6 +102,9 @@ impl Server {
         services: Services,
     ) -> anyhow::Result<ServerHandle> {
         let call_path = CallPath::new(CallPathSettings::from_config(config), services)?;
+        call_path
+            .0
+            .check_languages(config.dial_in_numbers.iter().map(|n| n.language.as_str()));
         Self::start_inner(ServerSettings::from_config(config), Some(call_path)).await
     }
 

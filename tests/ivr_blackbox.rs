@@ -475,3 +475,24 @@ async fn a_caller_who_sends_no_media_is_hung_up_on() {
     assert!(caller.bye_within(Duration::from_secs(10)).await);
     assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_follows_the_address_the_caller_sends_from() {
+    let h = start(3).await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(3).await;
+    // The caller's media really comes from another port (NAT): the
+    // gateway latches to it (symmetric RTP, RFC 4961) and sends there.
+    let moved = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let p = caller.packet(0, true, &[0xff; 160]);
+    moved.send_to(&p, caller.gateway_rtp).await.unwrap();
+    let mut buf = [0u8; 2048];
+    let (len, from) = tokio::time::timeout(RECV_TIMEOUT, moved.recv_from(&mut buf))
+        .await
+        .expect("no RTP at the latched address")
+        .unwrap();
+    assert_eq!(from, caller.gateway_rtp);
+    assert_eq!(len, 172);
+    caller.hang_up().await;
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+}

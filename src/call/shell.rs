@@ -199,6 +199,20 @@ impl CallPath {
         ))
     }
 
+    /// Logs a warning for each language asked for (by a dial-in number)
+    /// that has no prompt set: its callers hear the default language.
+    pub fn check_languages<'a>(&self, languages: impl IntoIterator<Item = &'a str>) {
+        for language in languages {
+            if !self.shared.prompts.languages().any(|l| l == language) {
+                tracing::warn!(
+                    language,
+                    default = self.shared.settings.media.default_language,
+                    "no prompts for this dial-in number's language; the default language is played"
+                );
+            }
+        }
+    }
+
     /// Calls with a running task.
     pub fn active(&self) -> usize {
         self.calls.len()
