@@ -103,7 +103,6 @@ async fn call(client: &mut SipClient) {
 }
 
 #[tokio::test]
-#[ignore = "needs the `serve` subcommand of src/main.rs"]
 async fn daemon_answers_calls_and_stops_on_sigterm() {
     let port = free_port();
     let mut daemon = spawn_daemon(port);
