@@ -606,12 +606,24 @@ impl EmbeddedDirectory {
         for (i, &g) in journals.iter().enumerate() {
             let path = journal_path(&dir, g);
             let bytes = read_file(&path)?;
+            let mut stored_len = None;
             let scan = journal::scan_journal(&bytes, last_seq, |_, deltas| {
                 for d in &deltas {
+                    if let Some(id) = d.conference_id() {
+                        if id.len() != resolved.id_len {
+                            stored_len = Some(id.len());
+                        }
+                    }
                     model.apply(d);
                     apply_index(&index, d, resolved.grace_ms);
                 }
             });
+            if let Some(stored) = stored_len {
+                return Err(OpenError::IdLength {
+                    stored,
+                    configured: resolved.id_len,
+                });
+            }
             report.journal_records += scan.records;
             if let Some(s) = scan.last_seq {
                 last_seq = s;
@@ -1417,5 +1429,565 @@ impl DirectoryService for EmbeddedDirectory {
         now: SystemTime,
     ) -> BoxFuture<'_, Result<IdState, DirectoryError>> {
         Box::pin(std::future::ready(self.status(id, now)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Refusal;
+    use std::sync::atomic::AtomicU64;
+
+    const T0: u64 = 1_800_000_000_000;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        now: Arc<AtomicU64>,
+        settings: DirectorySettings,
+        d: Arc<EmbeddedDirectory>,
+    }
+
+    impl Fixture {
+        fn new(settings: DirectorySettings) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let now = Arc::new(AtomicU64::new(T0));
+            let d = open(dir.path(), &settings, &now);
+            Fixture {
+                dir,
+                now,
+                settings,
+                d,
+            }
+        }
+        fn reopen(&mut self) {
+            self.d.close();
+            self.d = open(self.dir.path(), &self.settings, &self.now);
+        }
+        fn advance(&self, d: Duration) {
+            self.now.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+        }
+        fn now(&self) -> SystemTime {
+            from_unix_ms(self.now.load(Ordering::SeqCst))
+        }
+        fn lookup(&self, id: ConferenceId) -> Lookup {
+            self.d.lookup(id, self.now())
+        }
+        async fn org(&self, id: &str) -> Organizer {
+            self.d.create_organizer(new_org(id)).await.unwrap()
+        }
+    }
+
+    fn open(dir: &Path, settings: &DirectorySettings, now: &Arc<AtomicU64>) -> Arc<EmbeddedDirectory> {
+        let now = now.clone();
+        EmbeddedDirectory::open_with(
+            dir,
+            settings,
+            OpenOptions {
+                clock: Some(Arc::new(move || from_unix_ms(now.load(Ordering::SeqCst)))),
+                id_seed: Some(42),
+            },
+        )
+        .unwrap()
+    }
+
+    fn new_org(id: &str) -> NewOrganizer {
+        NewOrganizer {
+            id: id.into(),
+            display_name: "Amos Marble".into(),
+            email: format!("{id}@contoso.com"),
+            leader_pin: Some("4321".into()),
+            ..NewOrganizer::default()
+        }
+    }
+
+    fn cid(s: &str) -> ConferenceId {
+        ConferenceId::parse(s, s.len()).unwrap()
+    }
+
+    fn active(org: &str, meeting: &str) -> Lookup {
+        Lookup::Active(crate::directory::Route {
+            organizer: Arc::from(org),
+            meeting: Arc::from(meeting),
+        })
+    }
+
+    #[tokio::test]
+    async fn static_organizer_gets_an_id_on_creation() {
+        let f = Fixture::new(DirectorySettings::default());
+        let o = f.org("amos").await;
+        assert_eq!(o.mode, IdMode::Static);
+        let id = o.conference_id.unwrap();
+        assert_eq!(id.len(), 7);
+        assert_eq!(f.lookup(id), active("amos", "amos"));
+        assert_eq!(f.d.organizer("amos".into()).await.unwrap(), o);
+        assert_eq!(o.created_at, from_unix_ms(T0));
+        assert!(matches!(
+            f.d.conference_id_status(id, f.now()).await.unwrap(),
+            IdState::Active { ref organizer, .. } if organizer == "amos"
+        ));
+    }
+
+    #[tokio::test]
+    async fn default_mode_comes_from_settings() {
+        let f = Fixture::new(DirectorySettings {
+            default_mode: IdMode::Dynamic,
+            ..DirectorySettings::default()
+        });
+        let o = f.org("amos").await;
+        assert_eq!(o.mode, IdMode::Dynamic);
+        assert_eq!(o.conference_id, None);
+        let mut n = new_org("beth");
+        n.mode = Some(IdMode::Static);
+        assert!(f.d.create_organizer(n).await.unwrap().conference_id.is_some());
+    }
+
+    #[tokio::test]
+    async fn create_validates_precisely() {
+        let f = Fixture::new(DirectorySettings::default());
+        f.org("amos").await;
+        assert!(matches!(
+            f.d.create_organizer(new_org("amos")).await,
+            Err(DirectoryError::AlreadyExists { what: "organizer", .. })
+        ));
+        for (n, field) in [
+            (NewOrganizer { id: " ".into(), ..new_org("x") }, "id"),
+            (NewOrganizer { id: "a b".into(), ..new_org("x") }, "id"),
+            (NewOrganizer { email: "nope".into(), ..new_org("x") }, "email"),
+            (NewOrganizer { leader_pin: Some("12a4".into()), ..new_org("x") }, "leader_pin"),
+            (NewOrganizer { display_name: "a\u{7}".into(), ..new_org("x") }, "display_name"),
+            (
+                NewOrganizer {
+                    mode: Some(IdMode::Dynamic),
+                    conference_id: Some(cid("1234567")),
+                    ..new_org("x")
+                },
+                "conference_id",
+            ),
+        ] {
+            match f.d.create_organizer(n).await {
+                Err(DirectoryError::Invalid { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let n = NewOrganizer {
+            conference_id: Some(cid("123456")),
+            ..new_org("x")
+        };
+        assert!(matches!(
+            f.d.create_organizer(n).await,
+            Err(DirectoryError::InvalidId(ConferenceIdError::WrongLength { expected: 7, actual: 6 }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn set_takes_a_free_id_and_tombstones_the_old_one() {
+        let f = Fixture::new(DirectorySettings::default());
+        let old = f.org("amos").await.conference_id.unwrap();
+        let o = f.d.set_conference_id("amos".into(), cid("0012345")).await.unwrap();
+        assert_eq!(o.conference_id, Some(cid("0012345")));
+        assert_eq!(f.lookup(cid("0012345")), active("amos", "amos"));
+        assert_eq!(f.lookup(old), Lookup::Refused(Refusal::Reset));
+        // Leading zeros are significant: 012345 is another (6-digit) ID.
+        assert!(matches!(
+            f.d.set_conference_id("amos".into(), cid("012345")).await,
+            Err(DirectoryError::InvalidId(ConferenceIdError::WrongLength { .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn set_is_refused_when_in_use_or_quarantined() {
+        let f = Fixture::new(DirectorySettings::default());
+        let amos = f.org("amos").await.conference_id.unwrap();
+        let beth = f.org("beth").await.conference_id.unwrap();
+        assert!(matches!(
+            f.d.set_conference_id("beth".into(), amos).await,
+            Err(DirectoryError::InUse(id)) if id == amos
+        ));
+        // Its own current ID is in use too.
+        assert!(matches!(
+            f.d.set_conference_id("beth".into(), beth).await,
+            Err(DirectoryError::InUse(_))
+        ));
+        f.d.reset_conference_id("amos".into()).await.unwrap();
+        assert!(matches!(
+            f.d.set_conference_id("beth".into(), amos).await,
+            Err(DirectoryError::Quarantined(id)) if id == amos
+        ));
+        // Even the previous owner cannot take it back.
+        assert!(matches!(
+            f.d.set_conference_id("amos".into(), amos).await,
+            Err(DirectoryError::Quarantined(_))
+        ));
+        assert!(matches!(
+            f.d.set_conference_id("nobody".into(), cid("7777777")).await,
+            Err(DirectoryError::NotFound { what: "organizer", .. })
+        ));
+        // Refused calls changed nothing.
+        assert_eq!(f.lookup(beth), active("beth", "beth"));
+    }
+
+    #[tokio::test]
+    async fn reset_issues_a_new_id_and_refuses_the_old() {
+        let f = Fixture::new(DirectorySettings::default());
+        let old = f.org("amos").await.conference_id.unwrap();
+        let r = f.d.reset_conference_id("amos".into()).await.unwrap();
+        assert_eq!(r.previous, old);
+        assert_ne!(r.current, old);
+        assert_eq!(r.organizer.conference_id, Some(r.current));
+        assert_eq!(f.lookup(old), Lookup::Refused(Refusal::Reset));
+        assert_eq!(f.lookup(r.current), active("amos", "amos"));
+        assert_eq!(
+            f.d.conference_id_status(old, f.now()).await.unwrap(),
+            IdState::Reset {
+                organizer: "amos".into(),
+                at: from_unix_ms(T0),
+                quarantined_until: None
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn finite_quarantine_ends() {
+        let f = Fixture::new(DirectorySettings {
+            quarantine: "1h".into(),
+            ..DirectorySettings::default()
+        });
+        let old = f.org("amos").await.conference_id.unwrap();
+        f.org("beth").await;
+        f.d.reset_conference_id("amos".into()).await.unwrap();
+        assert!(matches!(
+            f.d.conference_id_status(old, f.now()).await.unwrap(),
+            IdState::Reset { quarantined_until: Some(t), .. } if t == from_unix_ms(T0 + 3_600_000)
+        ));
+        f.advance(Duration::from_secs(3599));
+        assert!(matches!(
+            f.d.set_conference_id("beth".into(), old).await,
+            Err(DirectoryError::Quarantined(_))
+        ));
+        // Still refused as reset until someone gets it.
+        f.advance(Duration::from_secs(1));
+        assert_eq!(f.lookup(old), Lookup::Refused(Refusal::Reset));
+        f.d.set_conference_id("beth".into(), old).await.unwrap();
+        assert_eq!(f.lookup(old), active("beth", "beth"));
+    }
+
+    #[tokio::test]
+    async fn dynamic_meetings_get_their_own_expiring_ids() {
+        let f = Fixture::new(DirectorySettings {
+            dynamic_grace: "10m".into(),
+            ..DirectorySettings::default()
+        });
+        let mut n = new_org("amos");
+        n.mode = Some(IdMode::Dynamic);
+        f.d.create_organizer(n).await.unwrap();
+        f.org("beth").await;
+        let end = f.now() + Duration::from_secs(3600);
+        let m1 = f
+            .d
+            .create_meeting(NewMeeting { organizer: "amos".into(), expires_at: Some(end) })
+            .await
+            .unwrap();
+        let m2 = f
+            .d
+            .create_meeting(NewMeeting { organizer: "amos".into(), expires_at: None })
+            .await
+            .unwrap();
+        assert_ne!(m1.conference_id, m2.conference_id);
+        assert_ne!(m1.id, m2.id);
+        assert_eq!(f.d.meeting(m1.id.clone()).await.unwrap(), m1);
+        assert_eq!(f.lookup(m1.conference_id), active("amos", &m1.id));
+        let at = |secs: u64| from_unix_ms(T0 + secs * 1000);
+        assert_eq!(f.d.lookup(m1.conference_id, at(3600 + 599)), active("amos", &m1.id));
+        assert_eq!(
+            f.d.lookup(m1.conference_id, at(3600 + 600)),
+            Lookup::Refused(Refusal::Expired)
+        );
+        assert!(matches!(
+            f.d.conference_id_status(m1.conference_id, at(4200)).await.unwrap(),
+            IdState::Expired { at: t, .. } if t == from_unix_ms(T0 + 4_200_000)
+        ));
+        assert_eq!(f.d.lookup(m2.conference_id, at(10_000_000)), active("amos", &m2.id));
+        assert!(matches!(
+            f.d.create_meeting(NewMeeting { organizer: "beth".into(), expires_at: None }).await,
+            Err(DirectoryError::WrongMode(_, IdMode::Static))
+        ));
+        assert!(matches!(
+            f.d.reset_conference_id("amos".into()).await,
+            Err(DirectoryError::WrongMode(_, IdMode::Dynamic))
+        ));
+        let past = f.now() - Duration::from_secs(601);
+        assert!(matches!(
+            f.d.create_meeting(NewMeeting { organizer: "amos".into(), expires_at: Some(past) }).await,
+            Err(DirectoryError::Invalid { field: "expires_at", .. })
+        ));
+        assert!(matches!(
+            f.d.create_meeting(NewMeeting { organizer: "zed".into(), expires_at: None }).await,
+            Err(DirectoryError::NotFound { what: "organizer", .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn deletes_tombstone_ids() {
+        let f = Fixture::new(DirectorySettings::default());
+        let mut n = new_org("dyn");
+        n.mode = Some(IdMode::Dynamic);
+        f.d.create_organizer(n).await.unwrap();
+        let m1 = f.d.create_meeting(NewMeeting { organizer: "dyn".into(), expires_at: None }).await.unwrap();
+        let m2 = f.d.create_meeting(NewMeeting { organizer: "dyn".into(), expires_at: None }).await.unwrap();
+        let amos = f.org("amos").await.conference_id.unwrap();
+        f.org("beth").await;
+
+        f.d.delete_meeting(m1.id.clone()).await.unwrap();
+        assert_eq!(f.lookup(m1.conference_id), Lookup::Refused(Refusal::Reset));
+        assert!(matches!(f.d.meeting(m1.id.clone()).await, Err(DirectoryError::NotFound { what: "meeting", .. })));
+        assert!(matches!(f.d.delete_meeting(m1.id.clone()).await, Err(DirectoryError::NotFound { .. })));
+
+        f.d.delete_organizer("dyn".into()).await.unwrap();
+        assert_eq!(f.lookup(m2.conference_id), Lookup::Refused(Refusal::Reset));
+        assert!(f.d.meeting(m2.id.clone()).await.is_err());
+        f.d.delete_organizer("amos".into()).await.unwrap();
+        assert_eq!(f.lookup(amos), Lookup::Refused(Refusal::Reset));
+        assert!(matches!(f.d.organizer("amos".into()).await, Err(DirectoryError::NotFound { .. })));
+        for id in [amos, m1.conference_id, m2.conference_id] {
+            assert!(matches!(
+                f.d.set_conference_id("beth".into(), id).await,
+                Err(DirectoryError::Quarantined(_))
+            ));
+        }
+        // The organizer name is free again.
+        f.org("amos").await;
+    }
+
+    #[tokio::test]
+    async fn listing_pages_in_order() {
+        let f = Fixture::new(DirectorySettings::default());
+        for name in ["c", "a", "e", "b", "d"] {
+            f.org(name).await;
+        }
+        let p1 = f.d.list_organizers(None, 2).await.unwrap();
+        let names = |p: &Page<Organizer>| p.items.iter().map(|o| o.id.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&p1), ["a", "b"]);
+        let p2 = f.d.list_organizers(p1.next.clone(), 2).await.unwrap();
+        assert_eq!(names(&p2), ["c", "d"]);
+        let p3 = f.d.list_organizers(p2.next.clone(), 2).await.unwrap();
+        assert_eq!(names(&p3), ["e"]);
+        assert_eq!(p3.next, None);
+        assert!(matches!(f.d.list_organizers(None, 0).await, Err(DirectoryError::Invalid { field: "limit", .. })));
+    }
+
+    #[tokio::test]
+    async fn status_of_unknown_and_malformed_ids() {
+        let f = Fixture::new(DirectorySettings::default());
+        assert_eq!(f.d.conference_id_status(cid("0000000"), f.now()).await.unwrap(), IdState::Unknown);
+        assert_eq!(f.lookup(cid("0000000")), Lookup::Refused(Refusal::Unknown));
+        assert!(matches!(
+            f.d.conference_id_status(cid("00000000"), f.now()).await,
+            Err(DirectoryError::InvalidId(_))
+        ));
+        assert_eq!(f.d.id_length(), 7);
+    }
+
+    /// Everything a directory holds, for comparing before and after a restart.
+    async fn state(d: &EmbeddedDirectory, ids: &[ConferenceId], now: SystemTime) -> (Vec<Organizer>, Vec<Lookup>) {
+        let orgs = d.list_organizers(None, 1_000_000).await.unwrap().items;
+        (orgs, ids.iter().map(|&id| d.lookup(id, now)).collect())
+    }
+
+    #[tokio::test]
+    async fn state_survives_reopen_and_compaction() {
+        let mut f = Fixture::new(DirectorySettings {
+            compact_journal_bytes: 4096,
+            quarantine: "30d".into(),
+            ..DirectorySettings::default()
+        });
+        let mut ids = Vec::new();
+        for i in 0..200 {
+            let o = f.org(&format!("org{i:03}")).await;
+            ids.push(o.conference_id.unwrap());
+            if i % 3 == 0 {
+                ids.push(f.d.reset_conference_id(o.id.clone()).await.unwrap().current);
+            }
+            if i % 7 == 0 {
+                f.d.delete_organizer(o.id.clone()).await.unwrap();
+            }
+        }
+        let mut n = new_org("dyn");
+        n.mode = Some(IdMode::Dynamic);
+        f.d.create_organizer(n).await.unwrap();
+        let m = f
+            .d
+            .create_meeting(NewMeeting { organizer: "dyn".into(), expires_at: Some(f.now() + Duration::from_secs(60)) })
+            .await
+            .unwrap();
+        ids.push(m.conference_id);
+        let before = state(&f.d, &ids, f.now()).await;
+        let status_before = f.d.conference_id_status(ids[0], f.now()).await.unwrap();
+        f.reopen();
+        let report = f.d.recovery_report().clone();
+        assert!(report.snapshot_generation.is_some(), "{report:?}");
+        assert!(report.truncated.is_empty());
+        assert_eq!(state(&f.d, &ids, f.now()).await, before);
+        assert_eq!(f.d.conference_id_status(ids[0], f.now()).await.unwrap(), status_before);
+        assert_eq!(f.d.meeting(m.id.clone()).await.unwrap(), m);
+        // Only the newest generation is left on disk.
+        let listing = list_dir(f.dir.path()).unwrap();
+        assert_eq!(listing.snapshots.len(), 1);
+        assert_eq!(listing.journals.len(), 1);
+        // New IDs after the restart still avoid everything taken.
+        let again = f.org("late").await.conference_id.unwrap();
+        assert!(!ids.contains(&again));
+    }
+
+    fn journal_file(dir: &Path) -> PathBuf {
+        let l = list_dir(dir).unwrap();
+        journal_path(dir, *l.journals.last().unwrap())
+    }
+
+    #[tokio::test]
+    async fn garbage_after_the_journal_is_cut_off_and_logged() {
+        let mut f = Fixture::new(DirectorySettings::default());
+        let a = f.org("amos").await;
+        let path = journal_file(f.dir.path());
+        let good_len = fs::metadata(&path).unwrap().len();
+        f.d.close();
+        let mut file = FsOpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"\x20\x00\x00\x00garbage that is no frame").unwrap();
+        drop(file);
+        f.reopen();
+        let r = f.d.recovery_report();
+        assert_eq!(r.truncated.len(), 1);
+        assert_eq!(r.truncated[0].kept, good_len);
+        assert_eq!(fs::metadata(&path).unwrap().len(), good_len);
+        assert_eq!(f.d.organizer("amos".into()).await.unwrap(), a);
+        // And the journal keeps working after the cut.
+        f.org("beth").await;
+        f.reopen();
+        assert!(f.d.recovery_report().truncated.is_empty());
+        assert!(f.d.organizer("beth".into()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn torn_and_corrupt_records_are_never_loaded() {
+        let mut f = Fixture::new(DirectorySettings::default());
+        f.org("amos").await;
+        let path = journal_file(f.dir.path());
+        let after_first = fs::metadata(&path).unwrap().len();
+        f.org("beth").await;
+        let full = fs::read(&path).unwrap();
+        f.d.close();
+
+        // Torn: the second record cut short.
+        fs::write(&path, &full[..full.len() - 3]).unwrap();
+        f.reopen();
+        assert_eq!(f.d.recovery_report().truncated[0].kept, after_first);
+        assert!(f.d.organizer("amos".into()).await.is_ok());
+        assert!(f.d.organizer("beth".into()).await.is_err());
+        f.d.close();
+
+        // Corrupt: one bit flipped inside the second record.
+        let mut bad = full.clone();
+        bad[after_first as usize + 20] ^= 0x01;
+        fs::write(&path, &bad).unwrap();
+        f.reopen();
+        assert_eq!(f.d.recovery_report().truncated.len(), 1);
+        assert!(f.d.organizer("beth".into()).await.is_err());
+        assert!(f.d.organizer("amos".into()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn other_id_length_is_refused_at_open() {
+        let f = Fixture::new(DirectorySettings::default());
+        f.org("amos").await;
+        f.d.close();
+        let nine = DirectorySettings { id_length: 9, ..DirectorySettings::default() };
+        let r = EmbeddedDirectory::open(f.dir.path(), &nine);
+        assert!(matches!(r, Err(OpenError::IdLength { stored: 7, configured: 9 })), "{r:?}");
+        let bad = DirectorySettings { id_length: 3, ..DirectorySettings::default() };
+        assert!(matches!(EmbeddedDirectory::open(f.dir.path(), &bad), Err(OpenError::Settings(_))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_changes_share_fsyncs_and_never_share_ids() {
+        let f = Fixture::new(DirectorySettings { id_length: 5, ..DirectorySettings::default() });
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let d = f.d.clone();
+            tasks.push(tokio::spawn(async move {
+                let name = format!("org{i}");
+                let o = d.create_organizer(new_org(&name)).await.unwrap();
+                let mut ids = vec![o.conference_id.unwrap()];
+                for _ in 0..5 {
+                    ids.push(d.reset_conference_id(name.clone()).await.unwrap().current);
+                }
+                ids
+            }));
+        }
+        let mut all = std::collections::HashSet::new();
+        for t in tasks {
+            for id in t.await.unwrap() {
+                assert!(all.insert(id), "{id} handed out twice");
+            }
+        }
+        assert_eq!(all.len(), 64 * 6);
+    }
+
+    /// Many readers look up while resets run. A reader first notes how many
+    /// resets have been acknowledged, then looks up an old ID of each: by
+    /// then each of those resets has resolved, so its old ID must already be
+    /// refused everywhere.
+    #[test]
+    fn no_reader_sees_an_old_id_after_its_reset_resolved() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::RwLock;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let f = Fixture::new(DirectorySettings::default());
+        let orgs = 8;
+        for i in 0..orgs {
+            rt.block_on(f.org(&format!("org{i}")));
+        }
+        // Acknowledged old IDs, append-only; the length is published with Release.
+        let acked: Arc<RwLock<Vec<ConferenceId>>> = Arc::default();
+        let acked_len = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let violations = Arc::new(AtomicU64::new(0));
+        let checks = Arc::new(AtomicU64::new(0));
+        let readers: Vec<_> = (0..3)
+            .map(|r| {
+                let (d, acked, acked_len, stop, violations, checks) =
+                    (f.d.clone(), acked.clone(), acked_len.clone(), stop.clone(), violations.clone(), checks.clone());
+                std::thread::spawn(move || {
+                    let mut k = r as usize;
+                    let now = from_unix_ms(T0);
+                    while !stop.load(Ordering::Acquire) {
+                        let n = acked_len.load(Ordering::Acquire) as usize;
+                        if n == 0 {
+                            std::thread::yield_now();
+                            continue;
+                        }
+                        k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        // Mostly the freshest ones: those are the racy ones.
+                        let pick = if k % 2 == 0 { n - 1 } else { (k >> 33) % n };
+                        let id = acked.read().unwrap()[pick];
+                        if matches!(d.lookup(id, now), Lookup::Active(_)) {
+                            violations.fetch_add(1, Ordering::Relaxed);
+                        }
+                        checks.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for round in 0..300 {
+            let name = format!("org{}", round % orgs);
+            let r = rt.block_on(f.d.reset_conference_id(name)).unwrap();
+            let mut v = acked.write().unwrap();
+            v.push(r.previous);
+            acked_len.store(v.len() as u64, Ordering::Release);
+        }
+        stop.store(true, Ordering::Release);
+        for r in readers {
+            r.join().unwrap();
+        }
+        assert!(checks.load(Ordering::Relaxed) > 0);
+        assert_eq!(violations.load(Ordering::Relaxed), 0);
     }
 }

@@ -79,6 +79,18 @@ pub(crate) enum Delta {
     },
 }
 
+impl Delta {
+    /// The conference ID this delta activates or retires, if any.
+    pub(crate) fn conference_id(&self) -> Option<ConferenceId> {
+        match self {
+            Delta::PutOrganizer(o) => o.conference_id,
+            Delta::PutMeeting(m) => Some(m.conference_id),
+            Delta::Tombstone { id, .. } => Some(*id),
+            Delta::DelOrganizer(_) | Delta::DelMeeting(_) => None,
+        }
+    }
+}
+
 const TAG_PUT_ORG: u8 = 1;
 const TAG_DEL_ORG: u8 = 2;
 const TAG_PUT_MEETING: u8 = 3;
