@@ -134,6 +134,16 @@ fn parse_id(s: &str) -> Option<ConferenceId> {
     (s != "-").then(|| ConferenceId::parse(s, ID_LEN).unwrap())
 }
 
+/// Kills the child if the parent panics before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One round: run the child, kill it, return its complete stdout lines.
 fn run_child(dir: &Path, kill_after: Duration) -> Vec<String> {
     let exe = std::env::current_exe().unwrap();
@@ -144,7 +154,8 @@ fn run_child(dir: &Path, kill_after: Duration) -> Vec<String> {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
@@ -164,8 +175,8 @@ fn run_child(dir: &Path, kill_after: Duration) -> Vec<String> {
     });
     ready_rx.recv_timeout(Duration::from_secs(60)).expect("child did not start");
     std::thread::sleep(kill_after);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
     reader.join().unwrap()
 }
 

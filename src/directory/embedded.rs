@@ -86,6 +86,15 @@ pub struct TruncatedTail {
     pub reason: String,
 }
 
+/// Counters of the commit thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Transactions made durable since open.
+    pub transactions: u64,
+    /// Journal fsyncs since open.
+    pub fsyncs: u64,
+}
+
 /// What start-up found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -254,6 +263,10 @@ struct Shared {
     failed: OnceLock<String>,
     /// Highest sequence published to the index.
     applied_seq: AtomicU64,
+    /// Transactions made durable since open.
+    transactions: AtomicU64,
+    /// Journal fsyncs since open (transactions / fsyncs = group size).
+    fsyncs: AtomicU64,
     settings: Resolved,
     dir: PathBuf,
 }
@@ -701,6 +714,8 @@ impl EmbeddedDirectory {
             model: tokio::sync::Mutex::new(model),
             failed: OnceLock::new(),
             applied_seq: AtomicU64::new(last_seq),
+            transactions: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
             settings: resolved,
             dir,
         });
@@ -729,6 +744,15 @@ impl EmbeddedDirectory {
     /// What start-up found (records loaded, tails cut off, time taken).
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
+    }
+
+    /// Durable transactions and journal fsyncs since open (for metrics:
+    /// their ratio is the average group-commit size).
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            transactions: self.shared.transactions.load(Ordering::Relaxed),
+            fsyncs: self.shared.fsyncs.load(Ordering::Relaxed),
+        }
     }
 
     /// Number of entries in the lookup index (active IDs and tombstones).
@@ -1284,6 +1308,10 @@ impl CommitThread {
         self.shared
             .applied_seq
             .store(self.last_seq, Ordering::Release);
+        self.shared
+            .transactions
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         for c in batch {
             let _ = c.ack.send(Ok(()));
         }

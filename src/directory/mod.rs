@@ -10,7 +10,9 @@ mod index;
 mod journal;
 pub mod service;
 
-pub use embedded::{EmbeddedDirectory, OpenError, OpenOptions, RecoveryReport};
+pub use embedded::{
+    Clock, CommitStats, EmbeddedDirectory, OpenError, OpenOptions, RecoveryReport, TruncatedTail,
+};
 pub use ids::{draw_uniform, generate_free, IdSource};
 
 use serde::{Deserialize, Serialize};
