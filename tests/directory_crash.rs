@@ -79,7 +79,9 @@ async fn child_task(d: Arc<EmbeddedDirectory>, task: usize) {
         let (org, roll, wanted) = {
             let mut rng = rand::rng();
             let org = org_name(task, rng.random_range(0..ORGS_PER_TASK));
-            let wanted = ConferenceId::from_value(rng.random_range(0..10u64.pow(ID_LEN as u32)), ID_LEN).unwrap();
+            let wanted =
+                ConferenceId::from_value(rng.random_range(0..10u64.pow(ID_LEN as u32)), ID_LEN)
+                    .unwrap();
             (org, rng.random_range(0..10u32), wanted)
         };
         let current = match d.organizer(org.clone()).await {
@@ -91,7 +93,10 @@ async fn child_task(d: Arc<EmbeddedDirectory>, task: usize) {
             None => {
                 say(&format!("TRY {org} create"));
                 let o = d
-                    .create_organizer(NewOrganizer { id: org.clone(), ..NewOrganizer::default() })
+                    .create_organizer(NewOrganizer {
+                        id: org.clone(),
+                        ..NewOrganizer::default()
+                    })
                     .await
                     .unwrap();
                 say(&format!("ACK {org} {} -", show(o.conference_id)));
@@ -173,7 +178,9 @@ fn run_child(dir: &Path, kill_after: Duration) -> Vec<String> {
         }
         lines
     });
-    ready_rx.recv_timeout(Duration::from_secs(60)).expect("child did not start");
+    ready_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("child did not start");
     std::thread::sleep(kill_after);
     child.0.kill().unwrap(); // SIGKILL
     child.0.wait().unwrap();
@@ -204,7 +211,9 @@ fn verify(dir: &Path, expected: &mut Expected, lines: &[String], round: usize) -
             _ => {}
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let d = EmbeddedDirectory::open(dir, &settings()).unwrap();
     let now = SystemTime::now();
     let mut names: HashSet<String> = expected.orgs.keys().cloned().collect();
@@ -229,7 +238,10 @@ fn verify(dir: &Path, expected: &mut Expected, lines: &[String], round: usize) -
                 ("delete", Some(_), None) => true,
                 _ => false,
             };
-            assert!(ok, "round {round}: {name} is {actual:?} after {op:?} from {acked:?}");
+            assert!(
+                ok,
+                "round {round}: {name} is {actual:?} after {op:?} from {acked:?}"
+            );
             landed += 1;
             if let Some(old) = acked {
                 expected.retired.insert(old);
@@ -240,11 +252,18 @@ fn verify(dir: &Path, expected: &mut Expected, lines: &[String], round: usize) -
             };
         }
     }
-    assert_eq!(listed.len(), expected.orgs.len(), "round {round}: organizer count");
+    assert_eq!(
+        listed.len(),
+        expected.orgs.len(),
+        "round {round}: organizer count"
+    );
     let mut seen = HashSet::new();
     for (name, &id) in &expected.orgs {
         assert!(seen.insert(id), "round {round}: {id} held twice");
-        assert!(!expected.retired.contains(&id), "round {round}: retired {id} reissued");
+        assert!(
+            !expected.retired.contains(&id),
+            "round {round}: retired {id} reissued"
+        );
         match d.lookup(id, now) {
             Lookup::Active(route) => assert_eq!(&*route.organizer, name.as_str()),
             other => panic!("round {round}: {name}'s {id} answers {other:?}"),

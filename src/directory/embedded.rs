@@ -139,11 +139,28 @@ struct Model {
     meetings_by_org: BTreeSet<(Arc<str>, Arc<str>)>,
     /// ID uses decided by transactions with the given sequence.
     pending: HashMap<ConferenceId, (u64, PendingUse)>,
+    /// Size of `pending` that triggers pruning.
+    prune_at: usize,
     next_seq: u64,
     rng: IdSource,
 }
 
 impl Model {
+    /// Applies a delta taken by value (recovery: no copies).
+    fn apply_owned(&mut self, d: Delta) {
+        match d {
+            Delta::PutOrganizer(o) => {
+                self.organizers.insert(o.id.clone(), o);
+            }
+            Delta::PutMeeting(m) => {
+                self.meetings_by_org
+                    .insert((m.organizer.clone(), m.id.clone()));
+                self.meetings.insert(m.id.clone(), m);
+            }
+            other => self.apply(&other),
+        }
+    }
+
     fn apply(&mut self, d: &Delta) {
         match d {
             Delta::PutOrganizer(o) => {
@@ -199,25 +216,31 @@ impl Model {
 
 /// Publishes a durable delta to the lookup index.
 fn apply_index(index: &IdIndex, d: &Delta, grace_ms: u64) {
+    if let Some((id, slot)) = slot_of(d, grace_ms) {
+        index.put(id, slot);
+    }
+}
+
+/// The index entry a delta creates, if any.
+fn slot_of(d: &Delta, grace_ms: u64) -> Option<(ConferenceId, Slot)> {
     match d {
-        Delta::PutOrganizer(o) => {
-            if let (IdMode::Static, Some(id)) = (o.mode, o.conference_id) {
-                index.put(
-                    id,
-                    Slot::Active {
-                        // The static meeting is named after its organizer:
-                        // both share one allocation.
-                        route: super::Route {
-                            organizer: o.id.clone(),
-                            meeting: o.id.clone(),
-                        },
-                        since_ms: o.id_since_ms,
-                        expires_ms: u64::MAX,
+        Delta::PutOrganizer(o) => match (o.mode, o.conference_id) {
+            (IdMode::Static, Some(id)) => Some((
+                id,
+                Slot::Active {
+                    // The static meeting is named after its organizer: both
+                    // share one allocation.
+                    route: super::Route {
+                        organizer: o.id.clone(),
+                        meeting: o.id.clone(),
                     },
-                );
-            }
-        }
-        Delta::PutMeeting(m) => index.put(
+                    since_ms: o.id_since_ms,
+                    expires_ms: u64::MAX,
+                },
+            )),
+            _ => None,
+        },
+        Delta::PutMeeting(m) => Some((
             m.conference_id,
             Slot::Active {
                 route: super::Route {
@@ -229,21 +252,21 @@ fn apply_index(index: &IdIndex, d: &Delta, grace_ms: u64) {
                     .expires_ms
                     .map_or(u64::MAX, |e| e.saturating_add(grace_ms)),
             },
-        ),
+        )),
         Delta::Tombstone {
             id,
             organizer,
             at_ms,
             quarantined_until_ms,
-        } => index.put(
+        } => Some((
             *id,
             Slot::Tombstone {
                 organizer: organizer.clone(),
                 at_ms: *at_ms,
                 quarantined_until_ms: *quarantined_until_ms,
             },
-        ),
-        Delta::DelOrganizer(_) | Delta::DelMeeting(_) => {}
+        )),
+        Delta::DelOrganizer(_) | Delta::DelMeeting(_) => None,
     }
 }
 
@@ -438,6 +461,8 @@ fn read_file(path: &Path) -> Result<Vec<u8>, OpenError> {
 const MAX_NAME: usize = 320;
 /// Organizers per journal frame in [`EmbeddedDirectory::import_organizers`].
 const IMPORT_CHUNK: usize = 8192;
+/// Smallest size of the pending overlay that triggers pruning.
+const PENDING_PRUNE_MIN: usize = 4096;
 /// Transactions written in one group commit at most.
 const MAX_BATCH: usize = 4096;
 
@@ -468,7 +493,8 @@ fn check_new_organizer(new: &NewOrganizer) -> Result<(), DirectoryError> {
     }
     check_text("display_name", &new.display_name, false)?;
     check_text("email", &new.email, false)?;
-    if !new.email.is_empty() && (!new.email.contains('@') || new.email.contains(char::is_whitespace))
+    if !new.email.is_empty()
+        && (!new.email.contains('@') || new.email.contains(char::is_whitespace))
     {
         return Err(DirectoryError::Invalid {
             field: "email",
@@ -556,6 +582,7 @@ impl EmbeddedDirectory {
             meetings: HashMap::new(),
             meetings_by_org: BTreeSet::new(),
             pending: HashMap::new(),
+            prune_at: PENDING_PRUNE_MIN,
             next_seq: 1,
             rng: options.id_seed.map_or(IdSource::Os, IdSource::seeded),
         };
@@ -576,12 +603,13 @@ impl EmbeddedDirectory {
                     configured: resolved.id_len,
                 });
             }
-            let idx = load_snapshot(&bytes, &header, &mut model, resolved.grace_ms).map_err(
-                |e| OpenError::Corrupt {
-                    path: path.clone(),
-                    reason: e.0,
-                },
-            )?;
+            let idx =
+                load_snapshot(&bytes, &header, &mut model, resolved.grace_ms).map_err(|e| {
+                    OpenError::Corrupt {
+                        path: path.clone(),
+                        reason: e.0,
+                    }
+                })?;
             index = Some(idx);
             last_seq = header.last_seq;
             report.snapshot_generation = Some(g);
@@ -593,8 +621,7 @@ impl EmbeddedDirectory {
                 Some(&g) => {
                     return Err(OpenError::Corrupt {
                         path: journal_path(&dir, g),
-                        reason: "journals before this one and no snapshot: data is missing"
-                            .into(),
+                        reason: "journals before this one and no snapshot: data is missing".into(),
                     })
                 }
             }
@@ -621,14 +648,14 @@ impl EmbeddedDirectory {
             let bytes = read_file(&path)?;
             let mut stored_len = None;
             let scan = journal::scan_journal(&bytes, last_seq, |_, deltas| {
-                for d in &deltas {
+                for d in deltas {
                     if let Some(id) = d.conference_id() {
                         if id.len() != resolved.id_len {
                             stored_len = Some(id.len());
                         }
                     }
-                    model.apply(d);
-                    apply_index(&index, d, resolved.grace_ms);
+                    apply_index(&index, &d, resolved.grace_ms);
+                    model.apply_owned(d);
                 }
             });
             if let Some(stored) = stored_len {
@@ -728,6 +755,7 @@ impl EmbeddedDirectory {
                     shared: writer_shared,
                     journal: current,
                     last_seq,
+                    snapshotter: None,
                 }
                 .run(rx)
             })
@@ -811,9 +839,12 @@ impl EmbeddedDirectory {
             return Err(DirectoryError::Storage("the directory is closed".into()));
         }
         model.next_seq += 1;
-        if model.pending.len() > 4096 {
+        // Entries already published to the index are redundant; drop them
+        // now and then (amortised: a bulk import keeps many in flight).
+        if model.pending.len() > model.prune_at {
             let applied = self.shared.applied_seq.load(Ordering::Acquire);
             model.pending.retain(|_, (s, _)| *s > applied);
+            model.prune_at = (2 * model.pending.len()).max(PENDING_PRUNE_MIN);
         }
         Ok(rx)
     }
@@ -902,10 +933,10 @@ impl EmbeddedDirectory {
             let mut model = self.shared.model.lock().await;
             let now_ms = self.now_ms();
             let mut seen = std::collections::HashSet::new();
+            let mut chosen = std::collections::HashSet::new();
             for new in &organizers {
                 check_new_organizer(new)?;
-                if model.organizers.contains_key(new.id.as_str()) || !seen.insert(new.id.as_str())
-                {
+                if model.organizers.contains_key(new.id.as_str()) || !seen.insert(new.id.as_str()) {
                     return Err(DirectoryError::AlreadyExists {
                         what: "organizer",
                         id: new.id.clone(),
@@ -914,9 +945,12 @@ impl EmbeddedDirectory {
                 if let Some(id) = new.conference_id {
                     self.check_len(id)?;
                     self.shared.availability(&model, id, now_ms)?;
+                    if !chosen.insert(id) {
+                        return Err(DirectoryError::InUse(id));
+                    }
                 }
             }
-            drop(seen);
+            drop((seen, chosen));
             let mut chunk = Vec::with_capacity(IMPORT_CHUNK);
             let mut iter = organizers.into_iter().peekable();
             while let Some(new) = iter.next() {
@@ -1027,8 +1061,15 @@ impl EmbeddedDirectory {
         model: &mut Model,
         organizer: &str,
         new_id: Option<ConferenceId>,
-    ) -> Result<(OrgRec, ConferenceId, ConferenceId, oneshot::Receiver<Result<(), DirectoryError>>), DirectoryError>
-    {
+    ) -> Result<
+        (
+            OrgRec,
+            ConferenceId,
+            ConferenceId,
+            oneshot::Receiver<Result<(), DirectoryError>>,
+        ),
+        DirectoryError,
+    > {
         self.shared.check_usable()?;
         let now_ms = self.now_ms();
         let org = model
@@ -1207,24 +1248,54 @@ impl Drop for EmbeddedDirectory {
     }
 }
 
-/// Builds the model and the index from a checked snapshot.
+/// Index entries handed to the index-building thread at a time.
+const LOAD_BATCH: usize = 16 * 1024;
+
+/// Builds the model and the index from a checked snapshot. Decoding and
+/// the model run on this thread while a second thread fills the index:
+/// start-up with millions of IDs is bound by these two.
 fn load_snapshot(
     bytes: &[u8],
     header: &journal::SnapshotHeader,
     model: &mut Model,
     grace_ms: u64,
 ) -> Result<IdIndex, journal::DecodeError> {
-    let capacity = usize::try_from(header.count).unwrap_or(0).saturating_add(1024);
-    let index = IdIndex::with_capacity(capacity.min(1 << 28));
-    let mut organizers = Vec::with_capacity(capacity.min(1 << 28));
-    journal::read_snapshot_deltas(bytes, header, |d| {
-        apply_index(&index, &d, grace_ms);
-        match d {
-            // Snapshots list organizers in order: collected, then built in bulk.
-            Delta::PutOrganizer(o) => organizers.push((o.id.clone(), o)),
-            other => model.apply(&other),
-        }
-    })?;
+    let capacity = usize::try_from(header.count)
+        .unwrap_or(0)
+        .saturating_add(1024)
+        .min(1 << 31);
+    let index = IdIndex::with_capacity(capacity);
+    let mut organizers = Vec::with_capacity(capacity);
+    let (tx, rx) = mpsc::sync_channel::<Vec<(ConferenceId, Slot)>>(8);
+    let decoded = std::thread::scope(|s| {
+        let index = &index;
+        s.spawn(move || {
+            for batch in rx {
+                for (id, slot) in batch {
+                    index.put(id, slot);
+                }
+            }
+        });
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        let decoded = journal::read_snapshot_deltas(bytes, header, |d| {
+            if let Some(entry) = slot_of(&d, grace_ms) {
+                batch.push(entry);
+                if batch.len() == LOAD_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
+                    let _ = tx.send(full);
+                }
+            }
+            match d {
+                // Snapshots list organizers in order: collected, then built in bulk.
+                Delta::PutOrganizer(o) => organizers.push((o.id.clone(), o)),
+                other => model.apply_owned(other),
+            }
+        });
+        let _ = tx.send(batch);
+        drop(tx);
+        decoded
+    });
+    decoded?;
     model.organizers = organizers.into_iter().collect();
     Ok(index)
 }
@@ -1249,6 +1320,8 @@ struct CommitThread {
     shared: Arc<Shared>,
     journal: JournalFile,
     last_seq: u64,
+    /// The thread writing the latest snapshot, if one is being written.
+    snapshotter: Option<JoinHandle<()>>,
 }
 
 impl CommitThread {
@@ -1262,11 +1335,16 @@ impl CommitThread {
                 }
             }
             self.commit(batch);
+            let snapshot_busy = self.snapshotter.as_ref().is_some_and(|h| !h.is_finished());
             if self.journal.len >= self.shared.settings.compact_bytes
                 && self.shared.failed.get().is_none()
+                && !snapshot_busy
             {
                 self.compact(&rx);
             }
+        }
+        if let Some(h) = self.snapshotter.take() {
+            let _ = h.join();
         }
     }
 
@@ -1345,40 +1423,77 @@ impl CommitThread {
                 return;
             }
         };
-        let bytes = serialize(&model, &self.shared.index, self.shared.settings.id_len, generation, self.last_seq);
+        let bytes = serialize(
+            &model,
+            &self.shared.index,
+            self.shared.settings.id_len,
+            generation,
+            self.last_seq,
+        );
         self.journal = next;
         drop(model);
+        let serialised = started.elapsed();
+        // Writing hundreds of megabytes must not hold up commits: a thread
+        // of its own writes the file while commits go to the new journal.
+        let spawned = std::thread::Builder::new()
+            .name("directory-snapshot".into())
+            .spawn(move || write_snapshot(&dir, generation, &bytes, started, serialised));
+        match spawned {
+            Ok(h) => {
+                if let Some(old) = self.snapshotter.replace(h) {
+                    let _ = old.join();
+                }
+            }
+            Err(e) => tracing::warn!("directory: snapshot {generation} not started: {e}"),
+        }
+    }
+}
 
-        let path = snapshot_path(&dir, generation);
-        let tmp = dir.join(format!("snapshot.{generation}.tmp"));
-        let written = (|| -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            sync_dir(&dir)
-        })();
-        match written {
-            Ok(()) => {
-                remove_older(&dir, generation);
-                tracing::info!(
-                    generation,
-                    bytes = bytes.len(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "directory snapshot written"
-                );
-            }
-            Err(e) => {
-                // The previous snapshot and both journals still hold everything.
-                let _ = fs::remove_file(&tmp);
-                tracing::warn!("directory: snapshot {generation} not written: {e}");
-            }
+/// Writes `snapshot.<generation>` atomically (temporary file, fsync,
+/// rename, fsync of the directory), then removes older generations.
+fn write_snapshot(
+    dir: &Path,
+    generation: u64,
+    bytes: &[u8],
+    started: Instant,
+    serialised: Duration,
+) {
+    let path = snapshot_path(dir, generation);
+    let tmp = dir.join(format!("snapshot.{generation}.tmp"));
+    let written = (|| -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        sync_dir(dir)
+    })();
+    match written {
+        Ok(()) => {
+            remove_older(dir, generation);
+            tracing::info!(
+                generation,
+                bytes = bytes.len(),
+                serialised_ms = serialised.as_millis() as u64,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "directory snapshot written"
+            );
+        }
+        Err(e) => {
+            // The previous snapshot and both journals still hold everything.
+            let _ = fs::remove_file(&tmp);
+            tracing::warn!("directory: snapshot {generation} not written: {e}");
         }
     }
 }
 
 /// Serialises the state (model lock held, nothing pending).
-fn serialize(model: &Model, index: &IdIndex, id_len: usize, generation: u64, last_seq: u64) -> Vec<u8> {
+fn serialize(
+    model: &Model,
+    index: &IdIndex,
+    id_len: usize,
+    generation: u64,
+    last_seq: u64,
+) -> Vec<u8> {
     let estimate = model.organizers.len() * 64 + model.meetings.len() * 64 + 1024;
     let mut w = SnapshotWriter::new(id_len, generation, last_seq, estimate);
     for o in model.organizers.values() {
@@ -1505,7 +1620,11 @@ mod tests {
         }
     }
 
-    fn open(dir: &Path, settings: &DirectorySettings, now: &Arc<AtomicU64>) -> Arc<EmbeddedDirectory> {
+    fn open(
+        dir: &Path,
+        settings: &DirectorySettings,
+        now: &Arc<AtomicU64>,
+    ) -> Arc<EmbeddedDirectory> {
         let now = now.clone();
         EmbeddedDirectory::open_with(
             dir,
@@ -1566,7 +1685,13 @@ mod tests {
         assert_eq!(o.conference_id, None);
         let mut n = new_org("beth");
         n.mode = Some(IdMode::Static);
-        assert!(f.d.create_organizer(n).await.unwrap().conference_id.is_some());
+        assert!(f
+            .d
+            .create_organizer(n)
+            .await
+            .unwrap()
+            .conference_id
+            .is_some());
     }
 
     #[tokio::test]
@@ -1575,14 +1700,47 @@ mod tests {
         f.org("amos").await;
         assert!(matches!(
             f.d.create_organizer(new_org("amos")).await,
-            Err(DirectoryError::AlreadyExists { what: "organizer", .. })
+            Err(DirectoryError::AlreadyExists {
+                what: "organizer",
+                ..
+            })
         ));
         for (n, field) in [
-            (NewOrganizer { id: " ".into(), ..new_org("x") }, "id"),
-            (NewOrganizer { id: "a b".into(), ..new_org("x") }, "id"),
-            (NewOrganizer { email: "nope".into(), ..new_org("x") }, "email"),
-            (NewOrganizer { leader_pin: Some("12a4".into()), ..new_org("x") }, "leader_pin"),
-            (NewOrganizer { display_name: "a\u{7}".into(), ..new_org("x") }, "display_name"),
+            (
+                NewOrganizer {
+                    id: " ".into(),
+                    ..new_org("x")
+                },
+                "id",
+            ),
+            (
+                NewOrganizer {
+                    id: "a b".into(),
+                    ..new_org("x")
+                },
+                "id",
+            ),
+            (
+                NewOrganizer {
+                    email: "nope".into(),
+                    ..new_org("x")
+                },
+                "email",
+            ),
+            (
+                NewOrganizer {
+                    leader_pin: Some("12a4".into()),
+                    ..new_org("x")
+                },
+                "leader_pin",
+            ),
+            (
+                NewOrganizer {
+                    display_name: "a\u{7}".into(),
+                    ..new_org("x")
+                },
+                "display_name",
+            ),
             (
                 NewOrganizer {
                     mode: Some(IdMode::Dynamic),
@@ -1603,7 +1761,10 @@ mod tests {
         };
         assert!(matches!(
             f.d.create_organizer(n).await,
-            Err(DirectoryError::InvalidId(ConferenceIdError::WrongLength { expected: 7, actual: 6 }))
+            Err(DirectoryError::InvalidId(ConferenceIdError::WrongLength {
+                expected: 7,
+                actual: 6
+            }))
         ));
     }
 
@@ -1611,14 +1772,19 @@ mod tests {
     async fn set_takes_a_free_id_and_tombstones_the_old_one() {
         let f = Fixture::new(DirectorySettings::default());
         let old = f.org("amos").await.conference_id.unwrap();
-        let o = f.d.set_conference_id("amos".into(), cid("0012345")).await.unwrap();
+        let o =
+            f.d.set_conference_id("amos".into(), cid("0012345"))
+                .await
+                .unwrap();
         assert_eq!(o.conference_id, Some(cid("0012345")));
         assert_eq!(f.lookup(cid("0012345")), active("amos", "amos"));
         assert_eq!(f.lookup(old), Lookup::Refused(Refusal::Reset));
         // Leading zeros are significant: 012345 is another (6-digit) ID.
         assert!(matches!(
             f.d.set_conference_id("amos".into(), cid("012345")).await,
-            Err(DirectoryError::InvalidId(ConferenceIdError::WrongLength { .. }))
+            Err(DirectoryError::InvalidId(
+                ConferenceIdError::WrongLength { .. }
+            ))
         ));
     }
 
@@ -1648,7 +1814,10 @@ mod tests {
         ));
         assert!(matches!(
             f.d.set_conference_id("nobody".into(), cid("7777777")).await,
-            Err(DirectoryError::NotFound { what: "organizer", .. })
+            Err(DirectoryError::NotFound {
+                what: "organizer",
+                ..
+            })
         ));
         // Refused calls changed nothing.
         assert_eq!(f.lookup(beth), active("beth", "beth"));
@@ -1710,14 +1879,18 @@ mod tests {
         f.d.create_organizer(n).await.unwrap();
         f.org("beth").await;
         let end = f.now() + Duration::from_secs(3600);
-        let m1 = f
-            .d
-            .create_meeting(NewMeeting { organizer: "amos".into(), expires_at: Some(end) })
+        let m1 =
+            f.d.create_meeting(NewMeeting {
+                organizer: "amos".into(),
+                expires_at: Some(end),
+            })
             .await
             .unwrap();
-        let m2 = f
-            .d
-            .create_meeting(NewMeeting { organizer: "amos".into(), expires_at: None })
+        let m2 =
+            f.d.create_meeting(NewMeeting {
+                organizer: "amos".into(),
+                expires_at: None,
+            })
             .await
             .unwrap();
         assert_ne!(m1.conference_id, m2.conference_id);
@@ -1725,7 +1898,10 @@ mod tests {
         assert_eq!(f.d.meeting(m1.id.clone()).await.unwrap(), m1);
         assert_eq!(f.lookup(m1.conference_id), active("amos", &m1.id));
         let at = |secs: u64| from_unix_ms(T0 + secs * 1000);
-        assert_eq!(f.d.lookup(m1.conference_id, at(3600 + 599)), active("amos", &m1.id));
+        assert_eq!(
+            f.d.lookup(m1.conference_id, at(3600 + 599)),
+            active("amos", &m1.id)
+        );
         assert_eq!(
             f.d.lookup(m1.conference_id, at(3600 + 600)),
             Lookup::Refused(Refusal::Expired)
@@ -1734,9 +1910,16 @@ mod tests {
             f.d.conference_id_status(m1.conference_id, at(4200)).await.unwrap(),
             IdState::Expired { at: t, .. } if t == from_unix_ms(T0 + 4_200_000)
         ));
-        assert_eq!(f.d.lookup(m2.conference_id, at(10_000_000)), active("amos", &m2.id));
+        assert_eq!(
+            f.d.lookup(m2.conference_id, at(10_000_000)),
+            active("amos", &m2.id)
+        );
         assert!(matches!(
-            f.d.create_meeting(NewMeeting { organizer: "beth".into(), expires_at: None }).await,
+            f.d.create_meeting(NewMeeting {
+                organizer: "beth".into(),
+                expires_at: None
+            })
+            .await,
             Err(DirectoryError::WrongMode(_, IdMode::Static))
         ));
         assert!(matches!(
@@ -1745,12 +1928,26 @@ mod tests {
         ));
         let past = f.now() - Duration::from_secs(601);
         assert!(matches!(
-            f.d.create_meeting(NewMeeting { organizer: "amos".into(), expires_at: Some(past) }).await,
-            Err(DirectoryError::Invalid { field: "expires_at", .. })
+            f.d.create_meeting(NewMeeting {
+                organizer: "amos".into(),
+                expires_at: Some(past)
+            })
+            .await,
+            Err(DirectoryError::Invalid {
+                field: "expires_at",
+                ..
+            })
         ));
         assert!(matches!(
-            f.d.create_meeting(NewMeeting { organizer: "zed".into(), expires_at: None }).await,
-            Err(DirectoryError::NotFound { what: "organizer", .. })
+            f.d.create_meeting(NewMeeting {
+                organizer: "zed".into(),
+                expires_at: None
+            })
+            .await,
+            Err(DirectoryError::NotFound {
+                what: "organizer",
+                ..
+            })
         ));
     }
 
@@ -1760,22 +1957,46 @@ mod tests {
         let mut n = new_org("dyn");
         n.mode = Some(IdMode::Dynamic);
         f.d.create_organizer(n).await.unwrap();
-        let m1 = f.d.create_meeting(NewMeeting { organizer: "dyn".into(), expires_at: None }).await.unwrap();
-        let m2 = f.d.create_meeting(NewMeeting { organizer: "dyn".into(), expires_at: None }).await.unwrap();
+        let m1 =
+            f.d.create_meeting(NewMeeting {
+                organizer: "dyn".into(),
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        let m2 =
+            f.d.create_meeting(NewMeeting {
+                organizer: "dyn".into(),
+                expires_at: None,
+            })
+            .await
+            .unwrap();
         let amos = f.org("amos").await.conference_id.unwrap();
         f.org("beth").await;
 
         f.d.delete_meeting(m1.id.clone()).await.unwrap();
         assert_eq!(f.lookup(m1.conference_id), Lookup::Refused(Refusal::Reset));
-        assert!(matches!(f.d.meeting(m1.id.clone()).await, Err(DirectoryError::NotFound { what: "meeting", .. })));
-        assert!(matches!(f.d.delete_meeting(m1.id.clone()).await, Err(DirectoryError::NotFound { .. })));
+        assert!(matches!(
+            f.d.meeting(m1.id.clone()).await,
+            Err(DirectoryError::NotFound {
+                what: "meeting",
+                ..
+            })
+        ));
+        assert!(matches!(
+            f.d.delete_meeting(m1.id.clone()).await,
+            Err(DirectoryError::NotFound { .. })
+        ));
 
         f.d.delete_organizer("dyn".into()).await.unwrap();
         assert_eq!(f.lookup(m2.conference_id), Lookup::Refused(Refusal::Reset));
         assert!(f.d.meeting(m2.id.clone()).await.is_err());
         f.d.delete_organizer("amos".into()).await.unwrap();
         assert_eq!(f.lookup(amos), Lookup::Refused(Refusal::Reset));
-        assert!(matches!(f.d.organizer("amos".into()).await, Err(DirectoryError::NotFound { .. })));
+        assert!(matches!(
+            f.d.organizer("amos".into()).await,
+            Err(DirectoryError::NotFound { .. })
+        ));
         for id in [amos, m1.conference_id, m2.conference_id] {
             assert!(matches!(
                 f.d.set_conference_id("beth".into(), id).await,
@@ -1800,13 +2021,21 @@ mod tests {
         let p3 = f.d.list_organizers(p2.next.clone(), 2).await.unwrap();
         assert_eq!(names(&p3), ["e"]);
         assert_eq!(p3.next, None);
-        assert!(matches!(f.d.list_organizers(None, 0).await, Err(DirectoryError::Invalid { field: "limit", .. })));
+        assert!(matches!(
+            f.d.list_organizers(None, 0).await,
+            Err(DirectoryError::Invalid { field: "limit", .. })
+        ));
     }
 
     #[tokio::test]
     async fn status_of_unknown_and_malformed_ids() {
         let f = Fixture::new(DirectorySettings::default());
-        assert_eq!(f.d.conference_id_status(cid("0000000"), f.now()).await.unwrap(), IdState::Unknown);
+        assert_eq!(
+            f.d.conference_id_status(cid("0000000"), f.now())
+                .await
+                .unwrap(),
+            IdState::Unknown
+        );
         assert_eq!(f.lookup(cid("0000000")), Lookup::Refused(Refusal::Unknown));
         assert!(matches!(
             f.d.conference_id_status(cid("00000000"), f.now()).await,
@@ -1816,7 +2045,11 @@ mod tests {
     }
 
     /// Everything a directory holds, for comparing before and after a restart.
-    async fn state(d: &EmbeddedDirectory, ids: &[ConferenceId], now: SystemTime) -> (Vec<Organizer>, Vec<Lookup>) {
+    async fn state(
+        d: &EmbeddedDirectory,
+        ids: &[ConferenceId],
+        now: SystemTime,
+    ) -> (Vec<Organizer>, Vec<Lookup>) {
         let orgs = d.list_organizers(None, 1_000_000).await.unwrap().items;
         (orgs, ids.iter().map(|&id| d.lookup(id, now)).collect())
     }
@@ -1842,9 +2075,11 @@ mod tests {
         let mut n = new_org("dyn");
         n.mode = Some(IdMode::Dynamic);
         f.d.create_organizer(n).await.unwrap();
-        let m = f
-            .d
-            .create_meeting(NewMeeting { organizer: "dyn".into(), expires_at: Some(f.now() + Duration::from_secs(60)) })
+        let m =
+            f.d.create_meeting(NewMeeting {
+                organizer: "dyn".into(),
+                expires_at: Some(f.now() + Duration::from_secs(60)),
+            })
             .await
             .unwrap();
         ids.push(m.conference_id);
@@ -1855,7 +2090,10 @@ mod tests {
         assert!(report.snapshot_generation.is_some(), "{report:?}");
         assert!(report.truncated.is_empty());
         assert_eq!(state(&f.d, &ids, f.now()).await, before);
-        assert_eq!(f.d.conference_id_status(ids[0], f.now()).await.unwrap(), status_before);
+        assert_eq!(
+            f.d.conference_id_status(ids[0], f.now()).await.unwrap(),
+            status_before
+        );
         assert_eq!(f.d.meeting(m.id.clone()).await.unwrap(), m);
         // Only the newest generation is left on disk.
         let listing = list_dir(f.dir.path()).unwrap();
@@ -1879,7 +2117,8 @@ mod tests {
         let good_len = fs::metadata(&path).unwrap().len();
         f.d.close();
         let mut file = FsOpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(b"\x20\x00\x00\x00garbage that is no frame").unwrap();
+        file.write_all(b"\x20\x00\x00\x00garbage that is no frame")
+            .unwrap();
         drop(file);
         f.reopen();
         let r = f.d.recovery_report();
@@ -1927,16 +2166,37 @@ mod tests {
         let f = Fixture::new(DirectorySettings::default());
         f.org("amos").await;
         f.d.close();
-        let nine = DirectorySettings { id_length: 9, ..DirectorySettings::default() };
+        let nine = DirectorySettings {
+            id_length: 9,
+            ..DirectorySettings::default()
+        };
         let r = EmbeddedDirectory::open(f.dir.path(), &nine);
-        assert!(matches!(r, Err(OpenError::IdLength { stored: 7, configured: 9 })), "{r:?}");
-        let bad = DirectorySettings { id_length: 3, ..DirectorySettings::default() };
-        assert!(matches!(EmbeddedDirectory::open(f.dir.path(), &bad), Err(OpenError::Settings(_))));
+        assert!(
+            matches!(
+                r,
+                Err(OpenError::IdLength {
+                    stored: 7,
+                    configured: 9
+                })
+            ),
+            "{r:?}"
+        );
+        let bad = DirectorySettings {
+            id_length: 3,
+            ..DirectorySettings::default()
+        };
+        assert!(matches!(
+            EmbeddedDirectory::open(f.dir.path(), &bad),
+            Err(OpenError::Settings(_))
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_changes_share_fsyncs_and_never_share_ids() {
-        let f = Fixture::new(DirectorySettings { id_length: 5, ..DirectorySettings::default() });
+        let f = Fixture::new(DirectorySettings {
+            id_length: 5,
+            ..DirectorySettings::default()
+        });
         let mut tasks = Vec::new();
         for i in 0..64 {
             let d = f.d.clone();
@@ -1967,7 +2227,10 @@ mod tests {
     fn no_reader_sees_an_old_id_after_its_reset_resolved() {
         use std::sync::atomic::AtomicBool;
         use std::sync::RwLock;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let f = Fixture::new(DirectorySettings::default());
         let orgs = 8;
         for i in 0..orgs {
@@ -1981,8 +2244,14 @@ mod tests {
         let checks = Arc::new(AtomicU64::new(0));
         let readers: Vec<_> = (0..3)
             .map(|r| {
-                let (d, acked, acked_len, stop, violations, checks) =
-                    (f.d.clone(), acked.clone(), acked_len.clone(), stop.clone(), violations.clone(), checks.clone());
+                let (d, acked, acked_len, stop, violations, checks) = (
+                    f.d.clone(),
+                    acked.clone(),
+                    acked_len.clone(),
+                    stop.clone(),
+                    violations.clone(),
+                    checks.clone(),
+                );
                 std::thread::spawn(move || {
                     let mut k = r as usize;
                     let now = from_unix_ms(T0);
@@ -1992,7 +2261,9 @@ mod tests {
                             std::thread::yield_now();
                             continue;
                         }
-                        k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        k = k
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         // Mostly the freshest ones: those are the racy ones.
                         let pick = if k % 2 == 0 { n - 1 } else { (k >> 33) % n };
                         let id = acked.read().unwrap()[pick];

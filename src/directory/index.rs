@@ -239,6 +239,11 @@ mod tests {
         let hashes: Vec<u64> = (0..1000).map(|v| BuildIdHasher.hash_one(id(v))).collect();
         let high: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 56).collect();
         let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xff).collect();
-        assert!(high.len() > 200 && low.len() > 200, "{} {}", high.len(), low.len());
+        assert!(
+            high.len() > 200 && low.len() > 200,
+            "{} {}",
+            high.len(),
+            low.len()
+        );
     }
 }

@@ -248,19 +248,22 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
     }
-    fn string(&mut self) -> Result<String, DecodeError> {
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
         let len = self.u32()? as usize;
         if len > MAX_STR {
             return bad(format!("string of {len} bytes"));
         }
         let b = self.take(len)?;
         match std::str::from_utf8(b) {
-            Ok(s) => Ok(s.to_owned()),
+            Ok(s) => Ok(s),
             Err(_) => bad("string is not UTF-8"),
         }
     }
+    fn string(&mut self) -> Result<String, DecodeError> {
+        self.str().map(str::to_owned)
+    }
     fn arc_str(&mut self) -> Result<Arc<str>, DecodeError> {
-        self.string().map(Arc::from)
+        self.str().map(Arc::from)
     }
     fn id(&mut self) -> Result<ConferenceId, DecodeError> {
         let len = self.u8()?;
@@ -415,8 +418,12 @@ pub(crate) fn scan_journal(
 /// Decodes one frame; returns the bytes used, the sequence and the deltas.
 fn decode_frame(bytes: &[u8], expect_above: u64) -> Result<(usize, u64, Vec<Delta>), DecodeError> {
     let mut r = Reader::new(bytes);
-    let len = r.u32().map_err(|_| DecodeError("torn frame header".into()))? as usize;
-    let crc = r.u32().map_err(|_| DecodeError("torn frame header".into()))?;
+    let len = r
+        .u32()
+        .map_err(|_| DecodeError("torn frame header".into()))? as usize;
+    let crc = r
+        .u32()
+        .map_err(|_| DecodeError("torn frame header".into()))?;
     // The smallest payload is a sequence and a count; a zero length would
     // also match the CRC of nothing (0), e.g. in a zero-filled tail.
     if !(12..=MAX_FRAME).contains(&len) {
@@ -535,7 +542,10 @@ pub(crate) fn read_snapshot_deltas(
         n += 1;
     }
     if n != header.count {
-        return bad(format!("snapshot holds {n} records, trailer says {}", header.count));
+        return bad(format!(
+            "snapshot holds {n} records, trailer says {}",
+            header.count
+        ));
     }
     Ok(())
 }
@@ -595,7 +605,10 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let frames = vec![(1, sample()), (2, vec![Delta::DelOrganizer(Arc::from("x"))])];
+        let frames = vec![
+            (1, sample()),
+            (2, vec![Delta::DelOrganizer(Arc::from("x"))]),
+        ];
         let bytes = journal(&frames);
         let (scan, got) = replay(&bytes);
         assert_eq!(got, frames);

@@ -3,6 +3,30 @@
 //!
 //! The call path only ever asks [`DirectoryLookup::lookup`]; operators
 //! change the directory through the service layer (admin API / CLI).
+//!
+//! # Using it
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use dialgate::directory::{DirectoryLookup, DirectorySettings, EmbeddedDirectory};
+//! use dialgate::directory::service::{DirectoryService, NewOrganizer};
+//! use std::sync::Arc;
+//!
+//! let settings = DirectorySettings::default();
+//! let directory = EmbeddedDirectory::open(&settings.data_dir, &settings)?;
+//! let admin: Arc<dyn DirectoryService> = directory.clone();
+//! let call_path: Arc<dyn DirectoryLookup> = directory.clone();
+//! let amos = admin
+//!     .create_organizer(NewOrganizer { id: "amos.marble@contoso.com".into(), ..Default::default() })
+//!     .await?;
+//! let answer = call_path.lookup(amos.conference_id.unwrap(), std::time::SystemTime::now());
+//! # let _ = answer;
+//! directory.close(); // optional: acknowledged changes are durable already
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: `index` (the lock-free lookup table), `journal` (on-disk
+//! formats), `embedded` (the durable store and the service rules), `ids`
+//! (unpredictable ID generation).
 
 pub mod embedded;
 mod ids;
@@ -151,7 +175,8 @@ pub struct Route {
 /// prompt for all of them; the reason goes to logs and metrics only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Refusal {
-    /// Never issued (or deleted).
+    /// Never issued. (IDs of deleted organizers and meetings are
+    /// tombstoned and answer [`Refusal::Reset`].)
     Unknown,
     /// Replaced by a reset (tombstoned).
     Reset,
@@ -172,7 +197,6 @@ pub trait DirectoryLookup: Send + Sync + 'static {
     /// Looks `id` up as of wall-clock time `now` (expiry is wall-clock based).
     fn lookup(&self, id: ConferenceId, now: std::time::SystemTime) -> Lookup;
 }
-
 
 /// Settings of the `[directory]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -318,7 +342,16 @@ mod tests {
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration(" 0s "), Ok(Duration::ZERO));
-        for bad in ["", "10", "s", "1.5h", "-1s", "10w", "99999999999999999999s", "18446744073709551615d"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "1.5h",
+            "-1s",
+            "10w",
+            "99999999999999999999s",
+            "18446744073709551615d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -340,9 +373,17 @@ mod tests {
         };
         let problems = bad.validate();
         assert_eq!(problems.len(), 5, "{problems:?}");
-        for key in ["id_length", "quarantine", "dynamic_grace", "compact_journal_bytes", "data_dir"] {
+        for key in [
+            "id_length",
+            "quarantine",
+            "dynamic_grace",
+            "compact_journal_bytes",
+            "data_dir",
+        ] {
             assert!(
-                problems.iter().any(|p| p.starts_with(&format!("directory.{key}:"))),
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(&format!("directory.{key}:"))),
                 "{key} not named in {problems:?}"
             );
         }
@@ -351,10 +392,14 @@ mod tests {
     #[test]
     fn settings_from_toml() {
         let s: DirectorySettings =
-            toml::from_str("id_length = 9\ndefault_mode = \"dynamic\"\nquarantine = \"30d\"").unwrap();
+            toml::from_str("id_length = 9\ndefault_mode = \"dynamic\"\nquarantine = \"30d\"")
+                .unwrap();
         assert_eq!(s.id_length, 9);
         assert_eq!(s.default_mode, service::IdMode::Dynamic);
-        assert_eq!(s.quarantine_period(), Ok(Some(Duration::from_secs(30 * 86400))));
+        assert_eq!(
+            s.quarantine_period(),
+            Ok(Some(Duration::from_secs(30 * 86400)))
+        );
         assert!(toml::from_str::<DirectorySettings>("bogus = 1").is_err());
     }
 }
