@@ -152,7 +152,7 @@ impl Drop for KillOnDrop {
 /// One round: run the child, kill it, return its complete stdout lines.
 fn run_child(dir: &Path, kill_after: Duration) -> Vec<String> {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let child = Command::new(exe)
         .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(ENV_DIR, dir)
         .stdout(Stdio::piped())

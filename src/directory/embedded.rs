@@ -270,6 +270,9 @@ fn slot_of(d: &Delta, grace_ms: u64) -> Option<(ConferenceId, Slot)> {
     }
 }
 
+/// Resolves once a submitted transaction is durable (or failed).
+type Durable = oneshot::Receiver<Result<(), DirectoryError>>;
+
 /// A transaction on its way to disk.
 struct Commit {
     seq: u64,
@@ -807,11 +810,7 @@ impl EmbeddedDirectory {
 
     /// Hands a transaction to the commit thread and applies it to the model.
     /// Must be called with the model lock held (that is what orders the journal).
-    fn submit(
-        &self,
-        model: &mut Model,
-        deltas: Vec<Delta>,
-    ) -> Result<oneshot::Receiver<Result<(), DirectoryError>>, DirectoryError> {
+    fn submit(&self, model: &mut Model, deltas: Vec<Delta>) -> Result<Durable, DirectoryError> {
         self.shared.check_usable()?;
         let seq = model.next_seq;
         let mut frame = Vec::with_capacity(128);
@@ -849,9 +848,7 @@ impl EmbeddedDirectory {
         Ok(rx)
     }
 
-    async fn durable(
-        rx: oneshot::Receiver<Result<(), DirectoryError>>,
-    ) -> Result<(), DirectoryError> {
+    async fn durable(rx: Durable) -> Result<(), DirectoryError> {
         match rx.await {
             Ok(r) => r,
             Err(_) => Err(DirectoryError::Storage("commit thread stopped".into())),
@@ -1061,15 +1058,7 @@ impl EmbeddedDirectory {
         model: &mut Model,
         organizer: &str,
         new_id: Option<ConferenceId>,
-    ) -> Result<
-        (
-            OrgRec,
-            ConferenceId,
-            ConferenceId,
-            oneshot::Receiver<Result<(), DirectoryError>>,
-        ),
-        DirectoryError,
-    > {
+    ) -> Result<(OrgRec, ConferenceId, ConferenceId, Durable), DirectoryError> {
         self.shared.check_usable()?;
         let now_ms = self.now_ms();
         let org = model

@@ -15,13 +15,13 @@ pub enum IdSource {
     /// The thread-local CSPRNG seeded and periodically reseeded from the OS.
     Os,
     /// A seeded ChaCha12 generator: reproducible, for tests only.
-    Seeded(StdRng),
+    Seeded(Box<StdRng>),
 }
 
 impl IdSource {
     /// A reproducible source (tests and benchmarks).
     pub fn seeded(seed: u64) -> Self {
-        IdSource::Seeded(StdRng::seed_from_u64(seed))
+        IdSource::Seeded(Box::new(StdRng::seed_from_u64(seed)))
     }
 
     /// The next 64 random bits.
