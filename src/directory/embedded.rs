@@ -1237,12 +1237,16 @@ impl Drop for EmbeddedDirectory {
     }
 }
 
-/// Index entries handed to the index-building thread at a time.
+/// Index entries handed to an index-building thread at a time.
 const LOAD_BATCH: usize = 16 * 1024;
+/// Threads filling the index at start-up.
+const LOAD_THREADS: usize = 2;
 
-/// Builds the model and the index from a checked snapshot. Decoding and
-/// the model run on this thread while a second thread fills the index:
-/// start-up with millions of IDs is bound by these two.
+/// Builds the model and the index from a checked snapshot.
+///
+/// Start-up with millions of IDs is bound by filling the index (a cache
+/// miss per entry), so this thread decodes and builds the model while two
+/// other threads fill the index from batches it hands them.
 fn load_snapshot(
     bytes: &[u8],
     header: &journal::SnapshotHeader,
@@ -1255,23 +1259,31 @@ fn load_snapshot(
         .min(1 << 31);
     let index = IdIndex::with_capacity(capacity);
     let mut organizers = Vec::with_capacity(capacity);
-    let (tx, rx) = mpsc::sync_channel::<Vec<(ConferenceId, Slot)>>(8);
-    let decoded = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let index = &index;
-        s.spawn(move || {
-            for batch in rx {
-                for (id, slot) in batch {
-                    index.put(id, slot);
+        let mut senders = Vec::new();
+        for _ in 0..LOAD_THREADS {
+            let (tx, rx) = mpsc::sync_channel::<Vec<(ConferenceId, Slot)>>(4);
+            s.spawn(move || {
+                for batch in rx {
+                    for (id, slot) in batch {
+                        index.insert_new(id, slot);
+                    }
                 }
-            }
-        });
+            });
+            senders.push(tx);
+        }
         let mut batch = Vec::with_capacity(LOAD_BATCH);
+        let mut batches = 0usize;
         let decoded = journal::read_snapshot_deltas(bytes, header, |d| {
             if let Some(entry) = slot_of(&d, grace_ms) {
                 batch.push(entry);
                 if batch.len() == LOAD_BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
-                    let _ = tx.send(full);
+                    if let Some(tx) = senders.get(batches % senders.len()) {
+                        let _ = tx.send(full);
+                    }
+                    batches += 1;
                 }
             }
             match d {
@@ -1280,12 +1292,14 @@ fn load_snapshot(
                 other => model.apply_owned(other),
             }
         });
-        let _ = tx.send(batch);
-        drop(tx);
+        if let Some(tx) = senders.first() {
+            let _ = tx.send(batch);
+        }
+        drop(senders);
+        // Overlaps with the index threads still draining their queues.
+        model.organizers = std::mem::take(&mut organizers).into_iter().collect();
         decoded
-    });
-    decoded?;
-    model.organizers = organizers.into_iter().collect();
+    })?;
     Ok(index)
 }
 
@@ -1994,6 +2008,54 @@ mod tests {
         }
         // The organizer name is free again.
         f.org("amos").await;
+    }
+
+    #[tokio::test]
+    async fn import_validates_first_and_survives_reopen() {
+        let mut f = Fixture::new(DirectorySettings::default());
+        let taken = f.org("amos").await.conference_id.unwrap();
+        let batch = |n: usize| -> Vec<NewOrganizer> {
+            (0..n).map(|i| new_org(&format!("imp{i:05}"))).collect()
+        };
+        let mut dup = batch(3);
+        dup[2].id = "imp00000".into();
+        assert!(matches!(
+            f.d.import_organizers(dup).await,
+            Err(DirectoryError::AlreadyExists { .. })
+        ));
+        let mut clash = batch(3);
+        clash[1].conference_id = Some(taken);
+        assert!(matches!(
+            f.d.import_organizers(clash).await,
+            Err(DirectoryError::InUse(_))
+        ));
+        let mut twice = batch(3);
+        twice[0].conference_id = Some(cid("5555555"));
+        twice[2].conference_id = Some(cid("5555555"));
+        assert!(matches!(
+            f.d.import_organizers(twice).await,
+            Err(DirectoryError::InUse(_))
+        ));
+        // Nothing of the refused imports was written.
+        assert_eq!(f.d.list_organizers(None, 100).await.unwrap().items.len(), 1);
+
+        let n = 20_000; // more than one journal transaction
+        assert_eq!(f.d.import_organizers(batch(n)).await.unwrap(), n);
+        let ids: std::collections::HashSet<_> =
+            f.d.list_organizers(None, n + 1)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|o| o.conference_id.unwrap())
+                .collect();
+        assert_eq!(ids.len(), n + 1);
+        f.reopen();
+        assert_eq!(
+            f.d.list_organizers(None, n + 10).await.unwrap().items.len(),
+            n + 1
+        );
+        assert_eq!(f.lookup(taken), active("amos", "amos"));
     }
 
     #[tokio::test]

@@ -162,6 +162,14 @@ impl IdIndex {
         }
     }
 
+    /// Adds a slot for an ID expected to be new (loading); replaces the
+    /// slot if the ID is present after all.
+    pub(crate) fn insert_new(&self, id: ConferenceId, slot: Slot) {
+        if let Err((id, slot)) = self.map.insert_sync(id, slot) {
+            self.put(id, slot);
+        }
+    }
+
     /// Calls `f` for every entry (snapshots); stops early if `f` returns false.
     pub(crate) fn for_each(&self, mut f: impl FnMut(ConferenceId, &Slot)) {
         self.map.iter_sync(|k, v| {
