@@ -6,7 +6,9 @@
 //!    callers reset IDs continuously (durable resets).
 //! 3. The same lookups against `DashMap` and `RwLock<HashMap>` holding the
 //!    same routes, while a writer thread applies resets at the same rate
-//!    (and once more at full speed), and prints the ratios.
+//!    (and once more at full speed), and prints the ratios. Each structure
+//!    is measured cold (random IDs among all N: cache misses dominate),
+//!    hot (4096 IDs) and hot from two reader threads at once.
 //! 4. Durable resets per second with 1, 8 and 64 concurrent callers
 //!    (group commit: transactions per fsync).
 //! 5. Start-up time of the directory with N IDs.
@@ -125,6 +127,26 @@ fn measure(
     h
 }
 
+/// Hot lookups from two reader threads at once (the call path has many):
+/// shows what readers that write shared memory (lock words) cost each other.
+fn measure_two(
+    n: u64,
+    dur: Duration,
+    lookup: &(impl Fn(ConferenceId) -> Lookup + Sync),
+) -> Histogram {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| measure(n, true, dur, lookup));
+        let b = s.spawn(|| measure(n, true, dur, lookup));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut h = a;
+    for (x, y) in h.buckets.iter_mut().zip(&b.buckets) {
+        *x += y;
+    }
+    h.count += b.count;
+    h
+}
+
 /// The floor set by memory: one random read from an array as large as
 /// the index's entries, timed the same way.
 fn memory_floor(n: u64, dur: Duration) -> Histogram {
@@ -151,6 +173,7 @@ struct Row {
     /// p50, p99, p99.9 of cold and hot lookups.
     cold: [u64; 3],
     hot: [u64; 3],
+    two: [u64; 3],
 }
 
 fn pct(h: &Histogram) -> [u64; 3] {
@@ -160,11 +183,12 @@ fn pct(h: &Histogram) -> [u64; 3] {
     [h.percentile(0.5), h.percentile(0.99), h.percentile(0.999)]
 }
 
-fn row(name: impl Into<String>, cold: &Histogram, hot: &Histogram) -> Row {
+fn row(name: impl Into<String>, cold: &Histogram, hot: &Histogram, two: &Histogram) -> Row {
     Row {
         name: name.into(),
         cold: pct(cold),
         hot: pct(hot),
+        two: pct(two),
     }
 }
 
@@ -244,8 +268,8 @@ fn contend(
     dur: Duration,
     rate: Option<f64>,
     reset: impl FnMut(&mut XorShift, &mut HashMap<u64, ConferenceId>) + Send,
-    mut lookup: impl FnMut(ConferenceId) -> Lookup + Send,
-) -> (Histogram, Histogram, u64) {
+    lookup: impl Fn(ConferenceId) -> Lookup + Sync,
+) -> (Histogram, Histogram, Histogram, u64) {
     let stop = AtomicBool::new(false);
     let mut reset = reset;
     std::thread::scope(|s| {
@@ -266,10 +290,11 @@ fn contend(
             }
             done
         });
-        let cold = measure(n, false, dur, &mut lookup);
-        let hot = measure(n, true, dur, &mut lookup);
+        let cold = measure(n, false, dur, &lookup);
+        let hot = measure(n, true, dur, &lookup);
+        let two = measure_two(n, dur, &lookup);
         stop.store(true, Ordering::Relaxed);
-        (cold, hot, writer.join().unwrap())
+        (cold, hot, two, writer.join().unwrap())
     })
 }
 
@@ -366,10 +391,12 @@ fn main() {
         .collect();
     let now = SystemTime::now();
     let t = Instant::now();
-    let (h_dir, h_dir_hot) = std::thread::scope(|s| {
+    let lookup = |id| d.lookup(id, now);
+    let (h_dir, h_dir_hot, h_dir_two) = std::thread::scope(|s| {
         let h = s.spawn(|| {
-            let cold = measure(n, false, phase, |id| d.lookup(id, now));
-            (cold, measure(n, true, phase, |id| d.lookup(id, now)))
+            let cold = measure(n, false, phase, lookup);
+            let hot = measure(n, true, phase, lookup);
+            (cold, hot, measure_two(n, phase, &lookup))
         });
         h.join().unwrap()
     });
@@ -387,10 +414,12 @@ fn main() {
             "directory (scc::HashIndex), durable resets",
             &h_dir,
             &h_dir_hot,
+            &h_dir_two,
         ),
         row(
             "memory floor: one random read (no map)",
             &memory_floor(n, phase),
+            &Histogram::new(),
             &Histogram::new(),
         ),
     ];
@@ -459,7 +488,7 @@ fn main() {
             map.insert(id_of(i), route_of(i));
         }
         for (label, rate) in [("same rate", Some(reset_rate)), ("flat out", None)] {
-            let (cold, hot, done) = contend(
+            let (cold, hot, two, done) = contend(
                 n,
                 phase,
                 rate,
@@ -474,6 +503,7 @@ fn main() {
                 format!("DashMap, writer {label} ({done} resets)"),
                 &cold,
                 &hot,
+                &two,
             ));
         }
     }
@@ -484,7 +514,7 @@ fn main() {
         }
         let map = RwLock::new(inner);
         for (label, rate) in [("same rate", Some(reset_rate)), ("flat out", None)] {
-            let (cold, hot, done) = contend(
+            let (cold, hot, two, done) = contend(
                 n,
                 phase,
                 rate,
@@ -499,6 +529,7 @@ fn main() {
                 format!("RwLock<HashMap>, writer {label} ({done} resets)"),
                 &cold,
                 &hot,
+                &two,
             ));
         }
     }
@@ -508,24 +539,35 @@ fn main() {
         "lookup latency in ns, each lookup timed alone (includes the ~{overhead} ns timer pair)"
     );
     println!(
-        "{:<52} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7}",
-        "", "cold50", "cold99", "cold999", "hot50", "hot99", "hot999"
+        "{:<52} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7}",
+        "", "cold50", "cold99", "cold999", "hot50", "hot99", "hot999", "2rd50", "2rd99", "2rd999"
     );
     for r in &rows {
         println!(
-            "{:<52} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7}",
-            r.name, r.cold[0], r.cold[1], r.cold[2], r.hot[0], r.hot[1], r.hot[2]
+            "{:<52} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7}",
+            r.name,
+            r.cold[0],
+            r.cold[1],
+            r.cold[2],
+            r.hot[0],
+            r.hot[1],
+            r.hot[2],
+            r.two[0],
+            r.two[1],
+            r.two[2]
         );
     }
+    println!("(2rd: hot lookups from two reader threads at once)");
     let base = &rows[0];
     println!();
     println!("p99 ratios against the directory (higher: the directory is faster)");
     for r in &rows[2..] {
         println!(
-            "{:<52} cold {:>5.2}x  hot {:>5.2}x",
+            "{:<52} cold {:>5.2}x  hot {:>5.2}x  two readers {:>5.2}x",
             r.name,
             r.cold[1] as f64 / base.cold[1].max(1) as f64,
-            r.hot[1] as f64 / base.hot[1].max(1) as f64
+            r.hot[1] as f64 / base.hot[1].max(1) as f64,
+            r.two[1] as f64 / base.two[1].max(1) as f64
         );
     }
 }
