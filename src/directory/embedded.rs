@@ -970,6 +970,37 @@ impl EmbeddedDirectory {
         Ok(total)
     }
 
+    /// Deletes dynamic meetings whose ID expired (meeting end plus grace at
+    /// or before `now`), tombstoning their IDs as `delete_meeting` does, so
+    /// expired IDs stop occupying the ID space once their quarantine ends.
+    /// The daemon calls this periodically; returns how many were retired.
+    /// Afterwards their IDs answer `Refused(Reset)` instead of `Expired`.
+    pub async fn retire_expired_meetings(&self, now: SystemTime) -> Result<usize, DirectoryError> {
+        let now_ms = unix_ms(now);
+        let (rx, count) = {
+            let mut model = self.shared.model.lock().await;
+            self.shared.check_usable()?;
+            let grace = self.shared.settings.grace_ms;
+            let at_ms = self.now_ms();
+            let mut deltas = Vec::new();
+            for m in model.meetings.values() {
+                if m.expires_ms
+                    .is_some_and(|e| e.saturating_add(grace) <= now_ms)
+                {
+                    deltas.push(self.tombstone(m.conference_id, &m.organizer, at_ms));
+                    deltas.push(Delta::DelMeeting(m.id.clone()));
+                }
+            }
+            if deltas.is_empty() {
+                return Ok(0);
+            }
+            let count = deltas.len() / 2;
+            (self.submit(&mut model, deltas)?, count)
+        };
+        Self::durable(rx).await?;
+        Ok(count)
+    }
+
     async fn create_organizer_impl(&self, new: NewOrganizer) -> Result<Organizer, DirectoryError> {
         let (rec, rx) = {
             let mut model = self.shared.model.lock().await;
@@ -1952,6 +1983,44 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[tokio::test]
+    async fn expired_meetings_are_retired() {
+        let f = Fixture::new(DirectorySettings {
+            dynamic_grace: "10m".into(),
+            ..DirectorySettings::default()
+        });
+        let mut n = new_org("amos");
+        n.mode = Some(IdMode::Dynamic);
+        f.d.create_organizer(n).await.unwrap();
+        let soon =
+            f.d.create_meeting(NewMeeting {
+                organizer: "amos".into(),
+                expires_at: Some(f.now() + Duration::from_secs(60)),
+            })
+            .await
+            .unwrap();
+        let open_ended =
+            f.d.create_meeting(NewMeeting {
+                organizer: "amos".into(),
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        let before_grace = f.now() + Duration::from_secs(60 + 599);
+        assert_eq!(f.d.retire_expired_meetings(before_grace).await.unwrap(), 0);
+        let after_grace = f.now() + Duration::from_secs(60 + 600);
+        assert_eq!(f.d.retire_expired_meetings(after_grace).await.unwrap(), 1);
+        assert!(f.d.meeting(soon.id.clone()).await.is_err());
+        assert_eq!(
+            f.lookup(soon.conference_id),
+            Lookup::Refused(Refusal::Reset)
+        );
+        assert_eq!(
+            f.d.meeting(open_ended.id.clone()).await.unwrap(),
+            open_ended
+        );
     }
 
     #[tokio::test]
