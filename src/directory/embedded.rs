@@ -25,7 +25,7 @@
 //! the older files. A crash at any point leaves either the old snapshot and
 //! both journals or the new snapshot and the new journal.
 
-use super::index::{from_unix_ms, unix_ms, IdIndex, Slot};
+use super::index::{from_unix_ms, unix_ms, BuildIdHasher, IdIndex, Slot};
 use super::journal::{self, Delta, MeetingRec, OrgRec, SnapshotWriter};
 use super::service::{
     BoxFuture, DirectoryError, DirectoryService, IdMode, IdState, Meeting, NewMeeting,
@@ -138,7 +138,7 @@ struct Model {
     /// (organizer, meeting) pairs, to find an organizer's meetings.
     meetings_by_org: BTreeSet<(Arc<str>, Arc<str>)>,
     /// ID uses decided by transactions with the given sequence.
-    pending: HashMap<ConferenceId, (u64, PendingUse)>,
+    pending: HashMap<ConferenceId, (u64, PendingUse), BuildIdHasher>,
     /// Size of `pending` that triggers pruning.
     prune_at: usize,
     next_seq: u64,
@@ -584,7 +584,7 @@ impl EmbeddedDirectory {
             organizers: BTreeMap::new(),
             meetings: HashMap::new(),
             meetings_by_org: BTreeSet::new(),
-            pending: HashMap::new(),
+            pending: HashMap::with_hasher(BuildIdHasher),
             prune_at: PENDING_PRUNE_MIN,
             next_seq: 1,
             rng: options.id_seed.map_or(IdSource::Os, IdSource::seeded),
@@ -930,7 +930,7 @@ impl EmbeddedDirectory {
             let mut model = self.shared.model.lock().await;
             let now_ms = self.now_ms();
             let mut seen = std::collections::HashSet::new();
-            let mut chosen = std::collections::HashSet::new();
+            let mut chosen = std::collections::HashSet::with_hasher(BuildIdHasher);
             for new in &organizers {
                 check_new_organizer(new)?;
                 if model.organizers.contains_key(new.id.as_str()) || !seen.insert(new.id.as_str()) {
