@@ -39,6 +39,8 @@ pub struct Config {
     pub dtmf: crate::dtmf::DtmfSettings,
     /// The auto attendant: digit collection, attempts, guessing defence.
     pub ivr: crate::ivr::IvrSettings,
+    /// The conference-ID directory and its embedded durable store.
+    pub directory: crate::directory::DirectorySettings,
     /// The embedded conference bridge.
     pub bridge: crate::bridge::BridgeSettings,
     /// The admin HTTP API.
@@ -678,6 +680,13 @@ impl Config {
         p.extend(self.media.validate());
         p.extend(self.dtmf.validate());
         p.extend(self.ivr.validate());
+        p.extend(self.directory.validate());
+        if self.ivr.id_length != self.directory.id_length {
+            p.push(format!(
+                "ivr.id_length: {} differs from directory.id_length {}; callers must key IDs of the length the directory issues",
+                self.ivr.id_length, self.directory.id_length
+            ));
+        }
         p.extend(self.bridge.validate());
         p.extend(self.admin.validate());
         p.extend(self.notify.validate());

@@ -103,9 +103,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let handle = dialgate::server::Server::start(&config)
-            .await
-            .context("cannot start the SIP front end")?;
+        let handle = dialgate::daemon::Daemon::start(&config).await?;
         wait_for_signal().await;
         tracing::info!(grace = ?config.sip.shutdown_grace, "shutting down: new calls get 503, running calls drain");
         handle.shutdown();
