@@ -32,6 +32,7 @@ pub mod admin;
 pub mod bridge;
 pub mod call;
 pub mod config;
+pub mod daemon;
 pub mod directory;
 pub mod dtmf;
 pub mod ivr;
