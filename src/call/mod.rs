@@ -121,6 +121,18 @@ pub enum CallAction {
     },
     /// Barge-in: stop whatever the pacer plays on the call's stream.
     Stop,
+    /// A re-INVITE changed the codec: replace the call's pacer stream with
+    /// one sending this law and payload type to
+    /// [`CallSession::destination`] (queued prompts go with the old
+    /// stream; a [`CallAction::Play`] of the interrupted prompt follows).
+    ChangeCodec {
+        /// The new G.711 law.
+        law: Law,
+        /// Its payload type.
+        audio_pt: u8,
+        /// The telephone-event payload type, if negotiated.
+        event_pt: Option<u8>,
+    },
     /// Point the call's outgoing RTP here (symmetric RTP latched, RFC 4961,
     /// or a re-INVITE moved the far end).
     SetDestination(SocketAddr),
@@ -172,6 +184,7 @@ pub struct CallSession {
     flow: CallFlow,
     receiver: RtpReceiver,
     law: Law,
+    audio_pt: u8,
     mode: DtmfMode,
     use_rfc4733: bool,
     events: TelephoneEventReceiver,
@@ -210,6 +223,7 @@ impl CallSession {
             flow: CallFlow::new(ivr, early_refusal),
             receiver,
             law: params.law,
+            audio_pt: params.audio_pt,
             mode: dtmf.mode,
             use_rfc4733: false,
             events: TelephoneEventReceiver::new(),
@@ -393,16 +407,34 @@ impl CallSession {
     }
 
     /// A re-INVITE or UPDATE changed the media: new payload types or far
-    /// end. The audio law of the pacer stream is kept.
+    /// end. A new codec replaces the pacer stream and restarts the prompt
+    /// that was playing, so the attendant never waits on a prompt that
+    /// will not finish.
     pub fn media_changed(&mut self, params: MediaParams) {
         if self.ended {
             return;
         }
         self.receiver
             .renegotiate(params.audio_pt, params.event_pt, params.remote);
-        self.law = params.law;
         self.choose_methods(params.event_pt.is_some());
-        if let Some(dest) = self.receiver.take_remote_change() {
+        let remote_change = self.receiver.take_remote_change();
+        if params.law != self.law || params.audio_pt != self.audio_pt {
+            self.law = params.law;
+            self.audio_pt = params.audio_pt;
+            if let Some(det) = self.inband.as_mut() {
+                det.reset();
+            }
+            self.actions.push_back(CallAction::ChangeCodec {
+                law: params.law,
+                audio_pt: params.audio_pt,
+                event_pt: params.event_pt,
+            });
+            let interrupted = self.playing.take().map(|(_, p)| p).or(self.requested);
+            if let Some(prompt) = interrupted {
+                self.requested = Some(prompt);
+                self.actions.push_back(CallAction::Play { prompt });
+            }
+        } else if let Some(dest) = remote_change {
             self.actions.push_back(CallAction::SetDestination(dest));
         }
     }

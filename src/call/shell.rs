@@ -493,6 +493,24 @@ impl CallTask {
                         let _ = self.shared.pacer.stop(stream);
                     }
                 }
+                CallAction::ChangeCodec {
+                    law: _,
+                    audio_pt,
+                    event_pt,
+                } => {
+                    tracing::debug!(parent: &self.span, audio_pt, "codec changed");
+                    if let Some(stream) = self.stream.take() {
+                        // Dropped without events: the session replays
+                        // the interrupted prompt on the new stream.
+                        self.shared.pacer.remove_stream(stream);
+                    }
+                    *pacer_events = None;
+                    self.audio_pt = audio_pt;
+                    self.event_pt = event_pt;
+                    if let Some(dest) = self.session.destination() {
+                        *pacer_events = self.attach(dest);
+                    }
+                }
                 CallAction::SetDestination(dest) => match self.stream {
                     Some(stream) => {
                         let _ = self.shared.pacer.set_destination(stream, dest);

@@ -47,6 +47,7 @@ struct Sim {
     played: Vec<PromptId>,
     stops: usize,
     destinations: Vec<SocketAddr>,
+    codecs: Vec<Law>,
     lookups: Vec<ConferenceId>,
     routed: Option<Route>,
     failures: Vec<(EntryFailure, u32)>,
@@ -89,6 +90,7 @@ impl Sim {
             played: Vec::new(),
             stops: 0,
             destinations: Vec::new(),
+            codecs: Vec::new(),
             lookups: Vec::new(),
             routed: None,
             failures: Vec::new(),
@@ -124,6 +126,11 @@ impl Sim {
                     }
                 }
                 CallAction::SetDestination(d) => self.destinations.push(d),
+                CallAction::ChangeCodec { law, .. } => {
+                    // The old stream goes with whatever it played.
+                    self.playing = None;
+                    self.codecs.push(law);
+                }
                 CallAction::LookUp(id) => {
                     self.lookups.push(id);
                     self.session.handle_lookup(directory(id), self.now);
@@ -438,4 +445,36 @@ fn hang_up_reasons_read_well() {
         HangUpReason::Attendant(HangupReason::TooManyAttempts).to_string(),
         "too many attempts"
     );
+}
+
+#[test]
+fn a_codec_change_restarts_the_interrupted_prompt_on_a_new_stream() {
+    let mut sim = Sim::rfc4733();
+    sim.wait(1 * S);
+    sim.session.media_changed(MediaParams {
+        law: Law::A,
+        audio_pt: 8,
+        ..params(Some(101))
+    });
+    sim.drain();
+    assert_eq!(sim.codecs, vec![Law::A]);
+    assert_eq!(sim.played, vec![PromptId::Welcome, PromptId::Welcome]);
+    // The restarted welcome ends normally and the first-digit timer runs.
+    sim.wait(4 * S);
+    assert!(sim.playing.is_none());
+    assert!(matches!(
+        sim.session.flow_state(),
+        crate::ivr::FlowState::Collecting { keyed: 0 }
+    ));
+    // A change of address alone just moves the destination.
+    let moved: SocketAddr = "192.0.2.99:40000".parse().unwrap();
+    sim.session.media_changed(MediaParams {
+        law: Law::A,
+        audio_pt: 8,
+        event_pt: Some(101),
+        remote: Some(moved),
+    });
+    sim.drain();
+    assert_eq!(sim.codecs.len(), 1);
+    assert_eq!(sim.destinations.last(), Some(&moved));
 }
