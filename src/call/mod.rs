@@ -200,6 +200,10 @@ pub struct CallSession {
     actions: VecDeque<CallAction>,
     ended: bool,
     stats: SessionStats,
+    media_timeout: std::time::Duration,
+    /// Last valid RTCP from the far end's address on the RTCP port: a
+    /// caller who holds the call may send only RTCP (RFC 3550 §6).
+    last_rtcp: Option<Instant>,
 }
 
 impl CallSession {
@@ -236,6 +240,8 @@ impl CallSession {
             actions: VecDeque::with_capacity(8),
             ended: false,
             stats: SessionStats::default(),
+            media_timeout: media.media_timeout,
+            last_rtcp: None,
         };
         session.choose_methods(params.event_pt.is_some());
         session
@@ -336,6 +342,28 @@ impl CallSession {
             self.actions.push_back(CallAction::SetDestination(dest));
         }
         self.drain_flow();
+    }
+
+    /// One datagram from the call's RTCP port (RFC 3550 §11: RTP port + 1).
+    /// Valid RTCP from the far end's address keeps the call from the media
+    /// timeout, as RTP does.
+    pub fn handle_rtcp(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        if self.ended || !crate::media::rtcp::is_rtcp(data) {
+            return;
+        }
+        let known = self.receiver.remote().map(|r| r.ip());
+        if known == Some(from.ip()) && crate::media::rtcp::summarize(data).is_ok() {
+            self.last_rtcp = Some(now);
+        }
+    }
+
+    /// When the media timeout fires unless RTP or RTCP arrives.
+    fn media_deadline(&self) -> Instant {
+        let rtp = self.receiver.poll_timeout();
+        match self.last_rtcp {
+            Some(t) => rtp.max(t + self.media_timeout),
+            None => rtp,
+        }
     }
 
     /// A digit from a well-formed DTMF INFO body (RFC 6086).
@@ -444,7 +472,7 @@ impl CallSession {
         if self.ended {
             return;
         }
-        if self.receiver.is_timed_out(now) {
+        if now >= self.media_deadline() {
             self.flow.hangup(now);
             self.finish(HangUpReason::MediaTimeout);
             return;
@@ -485,7 +513,7 @@ impl CallSession {
         if self.ended {
             return None;
         }
-        let media = self.receiver.poll_timeout();
+        let media = self.media_deadline();
         Some(match self.flow.poll_timeout() {
             Some(t) => t.min(media),
             None => media,

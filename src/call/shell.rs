@@ -405,13 +405,13 @@ impl CallTask {
                     // An ICMP error reported on the socket: nothing to read.
                     Err(_) => tokio::task::yield_now().await,
                 },
-                received = self.rtcp.recv_from(&mut rtcp_buf) => {
-                    // RTCP on the odd port is read and dropped; the media
-                    // timeout is kept by RTP (and multiplexed RTCP).
-                    if received.is_err() {
-                        tokio::task::yield_now().await;
+                received = self.rtcp.recv_from(&mut rtcp_buf) => match received {
+                    Ok((n, from)) => {
+                        let data = rtcp_buf.get(..n).unwrap_or(&[]);
+                        self.session.handle_rtcp(data, from, Instant::now());
                     }
-                }
+                    Err(_) => tokio::task::yield_now().await,
+                },
                 Some(event) = recv_pacer(&mut pacer_events) => {
                     let event = match event {
                         PacerEvent::Finished { playback, .. } => PromptEvent::Finished(playback),

@@ -478,3 +478,24 @@ fn a_codec_change_restarts_the_interrupted_prompt_on_a_new_stream() {
     assert_eq!(sim.codecs.len(), 1);
     assert_eq!(sim.destinations.last(), Some(&moved));
 }
+
+#[test]
+fn rtcp_from_the_far_end_keeps_a_silent_call_up() {
+    let mut sim = Sim::rfc4733();
+    sim.wait(100 * MS);
+    // A receiver report (RFC 3550 §6.4.2) with no report blocks.
+    let rr = [0x80, 201, 0, 1, 0x0b, 0xad, 0xca, 0xfe];
+    let rtcp_from: SocketAddr = "192.0.2.10:40001".parse().unwrap();
+    for _ in 0..4 {
+        let until = sim.now + 3 * S;
+        sim.run_until(until, false);
+        sim.session.handle_rtcp(&rr, rtcp_from, sim.now);
+    }
+    assert!(sim.hung_up.is_none(), "RTCP alone keeps the call");
+    // RTCP from elsewhere does not.
+    let stranger: SocketAddr = "198.51.100.7:40001".parse().unwrap();
+    sim.session.handle_rtcp(&rr, stranger, sim.now);
+    let until = sim.now + 6 * S;
+    sim.run_until(until, false);
+    assert_eq!(sim.hung_up, Some(HangUpReason::MediaTimeout));
+}
