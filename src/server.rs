@@ -1,6 +1,9 @@
 //! The SIP server shell: binds the configured UDP and TCP listeners, runs
 //! the sans-IO [`UserAgent`] in one driver task, and binds an RTP socket
-//! for each call's port.
+//! pair for each call's port. When a call starts, its sockets go to the
+//! call path ([`crate::call::shell`]), which runs the auto attendant and
+//! the call's media in a task of its own and asks the driver to hang up
+//! calls it is done with.
 //!
 //! The driver loop is the whole of the glue: receive from a transport,
 //! hand to the core, drain its transmits and events, sleep until the
