@@ -32,6 +32,10 @@ use std::time::SystemTime;
 pub const DEFAULT_PAGE: usize = 100;
 /// Largest page a client may ask for.
 pub const MAX_PAGE: usize = 1000;
+/// Longest organizer id or display name, in bytes (the directory's limit).
+pub const MAX_TEXT: usize = 320;
+/// Digits in a leader PIN (the directory's rule).
+pub const LEADER_PIN_LEN: std::ops::RangeInclusive<usize> = 4..=12;
 
 /// Everything the handlers need; cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -567,8 +571,14 @@ async fn create_organizer(
     State(state): State<AdminState>,
     ApiJson(body): ApiJson<CreateOrganizer>,
 ) -> Result<(StatusCode, Json<OrganizerView>), ApiError> {
-    check_text("id", &body.id, 256)?;
-    check_text("display_name", &body.display_name, 256)?;
+    check_text("id", &body.id, MAX_TEXT)?;
+    if body.id.chars().any(char::is_whitespace) {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "id must not contain whitespace",
+        ));
+    }
+    check_text("display_name", &body.display_name, MAX_TEXT)?;
     if !is_plain_address(&body.email) {
         return Err(ApiError::invalid(
             "invalid_field",
@@ -576,10 +586,10 @@ async fn create_organizer(
         ));
     }
     if let Some(pin) = &body.leader_pin {
-        if pin.is_empty() || pin.len() > 16 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        if !LEADER_PIN_LEN.contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ApiError::invalid(
                 "invalid_field",
-                "leader_pin must be 1 to 16 digits",
+                "leader_pin must be 4 to 12 digits",
             ));
         }
     }
@@ -644,7 +654,20 @@ async fn set_conference_id(
     ApiJson(body): ApiJson<SetConferenceId>,
 ) -> Result<Json<OrganizerView>, ApiError> {
     let cid = parse_cid(&state, &body.conference_id)?;
-    let org = state.dir().set_conference_id(id, cid).await?;
+    let org = match state.dir().set_conference_id(id.clone(), cid).await {
+        Ok(org) => org,
+        // PUT is idempotent (RFC 9110 §9.2.2): asking again for the ID the
+        // organizer already has (a retried request, say) is a success, not
+        // a conflict with itself.
+        Err(DirectoryError::InUse(taken)) => {
+            let org = state.dir().organizer(id).await?;
+            if org.conference_id != Some(taken) {
+                return Err(DirectoryError::InUse(taken).into());
+            }
+            org
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(Json(OrganizerView::new(org, &state.inner.dial_in)))
 }
 
@@ -723,7 +746,7 @@ async fn create_meeting(
     State(state): State<AdminState>,
     ApiJson(body): ApiJson<CreateMeeting>,
 ) -> Result<(StatusCode, Json<MeetingView>), ApiError> {
-    check_text("organizer", &body.organizer, 256)?;
+    check_text("organizer", &body.organizer, MAX_TEXT)?;
     let expires_at = body
         .expires_at
         .as_deref()

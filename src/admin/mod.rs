@@ -91,8 +91,8 @@ pub struct AdminSettings {
     pub enabled: bool,
     /// Socket address the API listens on (`ip:port`).
     pub listen: String,
-    /// Bearer token required on `/v1/*`. The configuration layer also reads
-    /// it from `DIALGATE_ADMIN_TOKEN` so it need not sit in a file.
+    /// Bearer token required on `/v1/*`. Like every key it can come from the
+    /// environment (`DIALGATE__ADMIN__TOKEN`), so it need not sit in a file.
     pub token: Option<String>,
 }
 
@@ -139,7 +139,7 @@ impl AdminSettings {
             if !addr.ip().is_loopback() && self.token.is_none() {
                 errors.push(format!(
                     "admin.listen: {addr} is not a loopback address, so admin.token \
-                     (or DIALGATE_ADMIN_TOKEN) must be set"
+                     (or DIALGATE__ADMIN__TOKEN) must be set"
                 ));
             }
         }
