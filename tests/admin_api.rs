@@ -19,6 +19,7 @@ struct Api {
 struct Resp {
     status: u16,
     allow: Option<String>,
+    headers: ureq::http::HeaderMap,
     body: Value,
     text: String,
 }
@@ -90,6 +91,7 @@ impl Api {
             .get("allow")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let headers = resp.headers().clone();
         let text = resp.body_mut().read_to_string().unwrap();
         let body = if text.is_empty() {
             Value::Null
@@ -100,6 +102,7 @@ impl Api {
         Resp {
             status,
             allow,
+            headers,
             body,
             text,
         }
@@ -135,6 +138,11 @@ impl Api {
 fn assert_error(r: &Resp, status: u16, code: &str) {
     assert_eq!(r.status, status, "{r:?}");
     assert_eq!(r.code(), code, "{r:?}");
+    assert_eq!(
+        r.headers.get("content-type").map(|v| v.to_str().unwrap()),
+        Some("application/json"),
+        "{r:?}"
+    );
     assert!(
         !r.body["error"]["message"].as_str().unwrap_or("").is_empty(),
         "{r:?}"
@@ -187,6 +195,13 @@ fn health_needs_no_token_everything_else_does() {
 
     let r = api.raw("GET", "/v1/organizers", None, None);
     assert_error(&r, 401, "unauthorized");
+    // RFC 6750 §3: the challenge names the scheme.
+    assert_eq!(
+        r.headers
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap()),
+        Some("Bearer")
+    );
     let r = api.raw("GET", "/v1/organizers", Some("wrong"), None);
     assert_error(&r, 401, "unauthorized");
     let r = api.raw("GET", "/v1/organizers", Some(&format!("{TOKEN}x")), None);
@@ -405,7 +420,38 @@ fn malformed_requests_are_400_or_415() {
         Some(("application/xml", "<meeting/>")),
     );
     assert_error(&r, 415, "unsupported_media_type");
+    // A path segment that is not UTF-8 once decoded.
+    assert_error(&api.get("/v1/organizers/%FF%FE"), 400, "bad_path");
+    assert_error(&api.get("/v1/conference-ids/%FF"), 400, "bad_path");
     assert!(all_organizers(&api).is_empty());
+}
+
+/// Organizer ids may hold characters that are special in URLs; encoded,
+/// they round-trip through paths and the `after` query.
+#[test]
+fn odd_organizer_ids_round_trip_through_urls() {
+    let api = Api::start();
+    let odd = "o'brien/a+b%c?d#e&f=g@contoso.com";
+    let encoded = "o'brien%2Fa%2Bb%25c%3Fd%23e%26f%3Dg@contoso.com";
+    let r = api.add(odd, json!({"email": "obrien@contoso.com"}));
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["id"], odd);
+    assert_eq!(api.add("a@contoso.com", json!({})).status, 201);
+    assert_eq!(api.add("z@contoso.com", json!({})).status, 201);
+    let r = api.get(&format!("/v1/organizers/{encoded}"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["id"], odd);
+    let r = api.get(&format!("/v1/organizers?limit=1&after={encoded}"));
+    assert_eq!(r.body["items"][0]["id"], "z@contoso.com", "{r:?}");
+    let r = api.get("/v1/organizers?limit=1&after=a%40contoso.com");
+    assert_eq!(r.body["items"][0]["id"], odd, "{r:?}");
+    assert_eq!(
+        all_organizers(&api),
+        ["a@contoso.com", odd, "z@contoso.com"]
+    );
+    assert_eq!(reset(&api, encoded).status, 200);
+    assert_eq!(api.delete(&format!("/v1/organizers/{encoded}")).status, 204);
+    assert_eq!(all_organizers(&api), ["a@contoso.com", "z@contoso.com"]);
 }
 
 #[test]

@@ -450,6 +450,50 @@ fn import_reports_bad_rows_and_lists_everything() {
     assert!(run_with(missing, &opts(&s, false), &mut out, &mut err).is_err());
 }
 
+#[test]
+fn odd_organizer_ids_work_through_the_cli() {
+    let s = setup();
+    let odd = "o'brien/a+b%c?d#e&f=g@contoso.com";
+    let r = run(&s, add(odd, None, Some("2468024")));
+    assert!(r.ok(), "{}", r.err);
+    assert!(run(&s, add("a@contoso.com", None, None)).ok());
+    assert!(run(&s, add("z@contoso.com", None, None)).ok());
+    let r = run(&s, org(OrganizerCommand::Show { id: odd.into() }));
+    assert!(r.ok(), "{}", r.err);
+    assert!(
+        r.out.starts_with(&format!("id:              {odd}\n")),
+        "{}",
+        r.out
+    );
+    let r = run_opts(
+        org(OrganizerCommand::List {
+            after: Some(odd.into()),
+            limit: Some(10),
+            all: false,
+        }),
+        &opts(&s, true),
+    );
+    assert!(r.ok(), "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["items"][0]["id"], "z@contoso.com");
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    let r = run(
+        &s,
+        org(OrganizerCommand::ResetConferenceId { id: odd.into() }),
+    );
+    assert!(r.ok(), "{}", r.err);
+    assert!(
+        r.out.contains("previous conference ID: 2468024\n"),
+        "{}",
+        r.out
+    );
+    let r = run(&s, org(OrganizerCommand::Remove { id: odd.into() }));
+    assert!(r.ok(), "{}", r.err);
+    let r = run(&s, org(OrganizerCommand::Show { id: odd.into() }));
+    assert!(r.failed());
+    assert!(r.err.ends_with("(not_found)\n"), "{}", r.err);
+}
+
 // ------------------------------------------------ the built binary, end to end
 
 /// A loopback TCP port free right now.
