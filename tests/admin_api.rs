@@ -1173,3 +1173,36 @@ fn refuses_a_public_admin_api_without_a_token() {
     config.admin.token = Some(TOKEN.into());
     assert!(config.validate().is_empty(), "{:?}", config.validate());
 }
+
+/// Concurrent creates and resets through the API never hand out one ID twice.
+#[test]
+fn concurrent_changes_never_share_an_id() {
+    let api = std::sync::Arc::new(Api::start());
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let api = std::sync::Arc::clone(&api);
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                for i in 0..10 {
+                    let org = format!("w{w}u{i}@contoso.com");
+                    let r = api.add(&org, json!({}));
+                    assert_eq!(r.status, 201, "{r:?}");
+                    ids.push(r.body["conference_id"].as_str().unwrap().to_owned());
+                    let r = reset(&api, &org);
+                    assert_eq!(r.status, 200, "{r:?}");
+                    ids.push(r.body["conference_id"].as_str().unwrap().to_owned());
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut all: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let issued = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), issued, "an ID was issued twice");
+    assert_eq!(all_organizers(&api).len(), 60);
+}

@@ -525,7 +525,6 @@ struct Served {
     child: std::process::Child,
     url: String,
     _config: tempfile::NamedTempFile,
-    _data: tempfile::TempDir,
 }
 
 impl Drop for Served {
@@ -535,9 +534,9 @@ impl Drop for Served {
     }
 }
 
-fn serve_binary() -> Served {
-    let data = tempfile::tempdir().unwrap();
-    let data_dir = data.path().join("directory");
+/// Starts `dialgate serve` with its directory in `data_dir` and waits
+/// until the admin API answers.
+fn serve_binary(data_dir: &std::path::Path) -> Served {
     let port = free_port();
     let config = write_config(&format!(
         r#"
@@ -583,7 +582,6 @@ sources = ["127.0.0.0/8"]
         child,
         url: format!("http://127.0.0.1:{port}"),
         _config: config,
-        _data: data,
     };
     let agent = admin_support::agent();
     for _ in 0..200 {
@@ -632,7 +630,8 @@ fn json(o: &Out) -> serde_json::Value {
 
 #[test]
 fn binary_serve_and_cli_end_to_end() {
-    let served = serve_binary();
+    let data = tempfile::tempdir().unwrap();
+    let served = serve_binary(data.path());
     let url = served.url.as_str();
 
     // add: human, then --json.
@@ -962,4 +961,54 @@ sources = ["127.0.0.0/8"]
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{o:?}");
+}
+
+/// What the CLI was told is done survives `kill -9` of the daemon.
+#[test]
+fn acknowledged_changes_survive_kill_9() {
+    let data = tempfile::tempdir().unwrap();
+    let mut served = serve_binary(data.path());
+    let url = served.url.clone();
+    let r = cli(
+        &url,
+        &[
+            "organizer",
+            "add",
+            "amos.marble@contoso.com",
+            "--name",
+            "Amos Marble",
+            "--email",
+            "amos.marble@contoso.com",
+            "--conference-id",
+            "8271964",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.err);
+    let r = cli(
+        &url,
+        &[
+            "--json",
+            "organizer",
+            "reset-conference-id",
+            "amos.marble@contoso.com",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.err);
+    let new_cid = json(&r)["conference_id"].as_str().unwrap().to_owned();
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    drop(served);
+
+    let served = serve_binary(data.path());
+    let url = served.url.as_str();
+    let r = cli(
+        url,
+        &["--json", "organizer", "show", "amos.marble@contoso.com"],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.err);
+    assert_eq!(json(&r)["conference_id"], new_cid.as_str());
+    let r = cli(url, &["--json", "conference-id", "show", "8271964"]);
+    assert_eq!(json(&r)["state"], "reset");
+    let r = cli(url, &["--json", "conference-id", "show", &new_cid]);
+    assert_eq!(json(&r)["state"], "active");
 }
