@@ -834,6 +834,39 @@ fn binary_serve_and_cli_end_to_end() {
         ]
     );
 
+    // With --json: one JSON line per organizer created, problems and the
+    // summary on stderr.
+    let csv = write_config(
+        "id,display_name,email\n\
+         i@contoso.com,I,i@contoso.com\n\
+         d@contoso.com,D again,d@contoso.com\n",
+    );
+    let r = cli(
+        url,
+        &[
+            "--json",
+            "organizer",
+            "import",
+            csv.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.err);
+    assert_eq!(json(&r)["id"], "i@contoso.com");
+    assert!(
+        r.err.starts_with("line 3: d@contoso.com: error:"),
+        "{}",
+        r.err
+    );
+    assert!(
+        r.err.ends_with("imported 1 of 2 organizers, 1 failed\n"),
+        "{}",
+        r.err
+    );
+    assert_eq!(
+        cli(url, &["organizer", "remove", "i@contoso.com"]).code,
+        Some(0)
+    );
+
     // conference-id show: human and --json.
     let r = cli(url, &["conference-id", "show", "8271964"]);
     assert_eq!(r.code, Some(0), "{}", r.err);

@@ -476,6 +476,7 @@ pub struct CreateOrganizer {
     pub id: String,
     pub display_name: String,
     pub email: String,
+    /// 4 to 12 digits; stored, never shown again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_pin: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
