@@ -15,7 +15,7 @@ use crate::notify::{
     conference_info, is_plain_address, InfoReason, Notice, NoticeStatus, Notifier, NotifyError,
 };
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -32,6 +32,8 @@ use std::time::SystemTime;
 pub const DEFAULT_PAGE: usize = 100;
 /// Largest page a client may ask for.
 pub const MAX_PAGE: usize = 1000;
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
 /// Longest organizer id or display name, in bytes (the directory's limit).
 pub const MAX_TEXT: usize = 320;
 /// Digits in a leader PIN (the directory's rule).
@@ -127,7 +129,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(healthz))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method);
-    v1.layer(middleware::from_fn_with_state(state.clone(), require_token))
+    v1.layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(reject_announced_oversize))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
 
@@ -289,6 +293,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map_err(|r: QueryRejection| {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text())
             })
+    }
+}
+
+// ------------------------------------------------------------ body size
+
+/// Refuses a body whose announced `Content-Length` exceeds [`MAX_BODY`]
+/// before reading any of it (RFC 9110 §15.5.14), so a client that sent
+/// `Expect: 100-continue` never uploads it (§10.1.1). Bodies without a
+/// length are cut off at the same limit while being read.
+async fn reject_announced_oversize(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match announced {
+        Some(n) if n > MAX_BODY as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("a request body of {n} bytes is larger than the limit of {MAX_BODY}"),
+        )
+        .into_response(),
+        _ => next.run(req).await,
     }
 }
 
