@@ -20,6 +20,24 @@
 //! GET    /v1/outbox?limit=                            notice log    200
 //! ```
 //!
+//! Error answers and their codes:
+//!
+//! ```text
+//! 400 malformed_json, bad_request (wrong or unknown fields), bad_query, bad_path
+//! 401 unauthorized (with WWW-Authenticate: Bearer)
+//! 404 not_found (unknown organizer, meeting or route)
+//! 405 method_not_allowed (with Allow)
+//! 409 already_exists, in_use, quarantined, wrong_mode, no_conference_id
+//! 413 body_too_large (bodies over 2 MiB; an announced length is refused unread)
+//! 415 unsupported_media_type (a body needs Content-Type: application/json)
+//! 422 invalid_conference_id, invalid_field, invalid_timestamp
+//! 500 storage; 503 notices_disabled, id_space_exhausted
+//! ```
+//!
+//! `PUT .../conference-id` is idempotent: asking for the ID the organizer
+//! already has succeeds without a change. A reset or set tombstones the
+//! previous ID (quarantined per `directory.quarantine`, forever by default).
+//!
 //! Timestamps are RFC 3339 UTC strings ([`rfc3339`]), in responses and in
 //! requests (`expires_at` of a meeting; unix seconds are not accepted).
 //! Conference IDs are digit strings (leading zeros kept).
