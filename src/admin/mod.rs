@@ -109,8 +109,9 @@ pub struct AdminSettings {
     pub enabled: bool,
     /// Socket address the API listens on (`ip:port`).
     pub listen: String,
-    /// Bearer token required on `/v1/*`. Like every key it can come from the
-    /// environment (`DIALGATE__ADMIN__TOKEN`), so it need not sit in a file.
+    /// Bearer token required on `/v1/*`. It can come from the environment
+    /// (`DIALGATE_ADMIN_TOKEN`, which the CLI reads too, or
+    /// `DIALGATE__ADMIN__TOKEN`), so it need not sit in a file.
     pub token: Option<String>,
 }
 
@@ -157,7 +158,7 @@ impl AdminSettings {
             if !addr.ip().is_loopback() && self.token.is_none() {
                 errors.push(format!(
                     "admin.listen: {addr} is not a loopback address, so admin.token \
-                     (or DIALGATE__ADMIN__TOKEN) must be set"
+                     (or DIALGATE_ADMIN_TOKEN in the environment) must be set"
                 ));
             }
         }
