@@ -132,7 +132,30 @@ pub fn router(state: AdminState) -> Router {
     v1.layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(reject_announced_oversize))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn(close_after_unread_body))
         .with_state(state)
+}
+
+/// An error answered before the request body was read (401, 413, 415, …)
+/// leaves unread bytes on the connection, and the server then closes it.
+/// Saying so with `Connection: close` (RFC 9112 §9.6) keeps a client from
+/// sending its next request on a connection that is about to go away.
+async fn close_after_unread_body(req: Request, next: Next) -> Response {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let mut resp = next.run(req).await;
+    if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes
