@@ -18,7 +18,11 @@
 //!               DTMF detectors and the attendant; its tokio shell (a task
 //!               per call, the shared pacer, directory and guard)
 //! directory/    ConferenceId, the lock-free index, durable store, service rules
+//! bridge/       the embedded conference mixer (N-1 mixing, tones, jitter buffers)
 //! admin/        HTTP admin API and its CLI client
+//! notify/       email notices to organizers and their durable outbox
+//! daemon        the whole daemon: directory, notices, admin API and SIP
+//!               front end started and stopped together
 //! server        the SIP server shell: listeners, the driver loop around the
 //!               user agent core, per-call RTP sockets handed to the call
 //!               path, graceful shutdown
