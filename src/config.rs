@@ -265,6 +265,10 @@ pub struct DialInNumber {
     /// What invitations call it, e.g. `toll` or `toll-free`.
     #[serde(default)]
     pub label: String,
+    /// Bridge profile for this number (`bridge.profiles[].name`); `None`:
+    /// `bridge.default_profile`, else the embedded bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
 }
 
 fn default_language() -> String {
@@ -635,6 +639,13 @@ impl Config {
         }
         let mut seen: Vec<(String, usize)> = Vec::new();
         for (i, n) in self.dial_in_numbers.iter().enumerate() {
+            if let Some(b) = &n.bridge {
+                if !self.bridge.has_profile(b) {
+                    p.push(format!(
+                        "dial_in_numbers[{i}].bridge: no bridge.profiles entry is named {b:?}"
+                    ));
+                }
+            }
             let key = format!("dial_in_numbers[{i}].number");
             match n.digits() {
                 None => p.push(format!("{key}: {:?} is not a phone number (digits, optional +, separators - . ( ) space)", n.number)),
@@ -714,11 +725,13 @@ impl Config {
                     number: "+1 425 555 0100".into(),
                     language: "en".into(),
                     label: "toll".into(),
+                    bridge: None,
                 },
                 DialInNumber {
                     number: "+1 800 555 0100".into(),
                     language: "en".into(),
                     label: "toll-free".into(),
+                    bridge: None,
                 },
             ],
             trunks: vec![Trunk {

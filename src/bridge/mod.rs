@@ -52,10 +52,12 @@
 pub mod conferences;
 pub mod jitter;
 pub mod mixer;
+pub mod profiles;
 pub mod settings;
 pub mod tones;
 
 pub use conferences::{ConferenceEvent, Conferences};
 pub use jitter::{Arrival, JitterStats, PlayoutBuffer, FRAME_SAMPLES};
 pub use mixer::{Frame, ParticipantId, Room, RoomEvent, RoomFull, UnknownParticipant};
+pub use profiles::{BridgeMode, BridgeProfile, RouteContext};
 pub use settings::BridgeSettings;
