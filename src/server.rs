@@ -366,7 +366,13 @@ impl Driver {
                 } => {
                     tracing::debug!(%call_id, ?reason, "call ended");
                 }
-                UaEvent::Info { .. } | UaEvent::MediaChanged { .. } => {}
+                UaEvent::Info { .. }
+                | UaEvent::MediaChanged { .. }
+                | UaEvent::OutboundAnswered { .. }
+                | UaEvent::OutboundFailed { .. }
+                | UaEvent::TransferProgress { .. }
+                | UaEvent::TransferSucceeded { .. }
+                | UaEvent::TransferFailed { .. } => {}
             }
             self.notify_call_path(&event);
         }
@@ -416,6 +422,12 @@ impl Driver {
                 body,
             } => path.info(*call, content_type.as_deref(), body),
             UaEvent::CallEnded { call, .. } => path.call_ended(*call),
+            // External bridges are not wired into the call path yet.
+            UaEvent::OutboundAnswered { .. }
+            | UaEvent::OutboundFailed { .. }
+            | UaEvent::TransferProgress { .. }
+            | UaEvent::TransferSucceeded { .. }
+            | UaEvent::TransferFailed { .. } => {}
         }
     }
 

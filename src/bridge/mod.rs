@@ -53,6 +53,7 @@ pub mod conferences;
 pub mod jitter;
 pub mod mixer;
 pub mod profiles;
+pub mod relay;
 pub mod settings;
 pub mod tones;
 
@@ -60,4 +61,5 @@ pub use conferences::{ConferenceEvent, Conferences};
 pub use jitter::{Arrival, JitterStats, PlayoutBuffer, FRAME_SAMPLES};
 pub use mixer::{Frame, ParticipantId, Room, RoomEvent, RoomFull, UnknownParticipant};
 pub use profiles::{BridgeMode, BridgeProfile, RouteContext};
+pub use relay::{Leg, LegPayloads, Relay, RelayDrop};
 pub use settings::BridgeSettings;

@@ -1053,3 +1053,5 @@ fn asserted_identity_from_a_trunk_is_taken() {
         other => panic!("{other:?}"),
     }
 }
+
+mod bridge;
