@@ -892,6 +892,7 @@ number = "+1 (425) 555-0100"
 number = "14255550100"
 [[dial_in_numbers]]
 number = "call-me"
+bridge = "nowhere"
 
 [[trunks]]
 name = "x"
@@ -909,6 +910,7 @@ sources = []
             "rtp.port_max",
             "dial_in_numbers[1].number",
             "dial_in_numbers[2].number",
+            "dial_in_numbers[2].bridge",
             "trunks[0].sources",
         ] {
             assert!(all.contains(key), "missing {key} in\n{all}");

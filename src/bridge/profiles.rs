@@ -153,6 +153,45 @@ impl BridgeProfile {
     }
 }
 
+impl BridgeProfile {
+    /// The Refer-To URI of a `refer` profile for this call, for
+    /// [`crate::sip::ua::UserAgent::refer`].
+    pub fn refer_target(&self, ctx: &RouteContext) -> Result<String, TemplateError> {
+        render(&self.uri, ctx, Target::Uri)
+    }
+
+    /// The call to place for a `b2bua` profile, for
+    /// [`crate::sip::ua::UserAgent::place_call`]: the rendered target and
+    /// headers, and an offer naming only the caller's negotiated codec and
+    /// telephone-event payload type, so the relay never transcodes.
+    pub fn b2bua_call(
+        &self,
+        ctx: &RouteContext,
+        caller: &crate::sip::sdp::Negotiated,
+    ) -> Result<crate::sip::ua::OutboundCall, TemplateError> {
+        let target = render(&self.uri, ctx, Target::Uri)?;
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, template) in &self.headers {
+            headers.push((name.clone(), render(template, ctx, Target::Header)?));
+        }
+        let mut from_user = String::with_capacity(ctx.dialed_number.len());
+        escape_uri(&ctx.dialed_number, &mut from_user);
+        Ok(crate::sip::ua::OutboundCall {
+            target,
+            headers,
+            from_user,
+            codecs: vec![caller.codec],
+            telephone_event_pt: caller
+                .telephone_event
+                .as_ref()
+                .map(|t| t.payload_type)
+                .or(Some(crate::media::rtp::DEFAULT_EVENT_PT)),
+            answer_timeout: self.answer_timeout,
+            local: None,
+        })
+    }
+}
+
 /// Headers the gateway writes itself; a profile may not override them.
 const RESERVED_HEADERS: [&str; 12] = [
     "Via",
@@ -466,6 +505,29 @@ answer_timeout = "5s"
         let errors = r.validate("q");
         assert!(errors.iter().any(|e| e.starts_with("q.uri: required")));
         assert!(errors.iter().any(|e| e.starts_with("q.headers")));
+    }
+
+    #[test]
+    fn b2bua_call_offers_the_callers_codec_only() {
+        use crate::sip::sdp::{self, Codec, LocalMedia, SessionDescription};
+        let offer = SessionDescription::parse(
+            b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 30000 RTP/AVP 8 100\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:100 telephone-event/8000\r\n",
+        )
+        .unwrap();
+        let local = LocalMedia::new("127.0.0.1".parse().unwrap(), 20000, 1);
+        let caller = sdp::answer_offer(&offer, &local).unwrap();
+        let call = b2bua().b2bua_call(&ctx(), &caller).unwrap();
+        assert_eq!(call.target, "sip:123456@192.0.2.50:5060");
+        assert_eq!(call.codecs, vec![Codec::Pcma]);
+        assert_eq!(call.telephone_event_pt, Some(100));
+        assert_eq!(call.answer_timeout, Duration::from_secs(5));
+        assert!(call
+            .headers
+            .contains(&("X-Organizer".into(), "Ann Lee <ann@example.com>".into())));
+        let mut refer = b2bua();
+        refer.uri = "sip:{meeting_id}@192.0.2.50".into();
+        assert_eq!(refer.refer_target(&ctx()).unwrap(), "sip:m-42@192.0.2.50");
     }
 
     #[test]
