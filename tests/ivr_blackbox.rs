@@ -475,3 +475,75 @@ async fn a_caller_who_sends_no_media_is_hung_up_on() {
     assert!(caller.bye_within(Duration::from_secs(10)).await);
     assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
 }
+
+/// A server whose numbers route to an external bridge by REFER.
+async fn start_refer() -> ServerHandle {
+    let mut c = config(1);
+    c.bridge.profiles = vec![toml::from_str(
+        "name = \"ext\"\nmode = \"refer\"\nuri = \"sip:{conference_id}@192.0.2.50\"\ntransfer_timeout = \"5s\"",
+    )
+    .unwrap()];
+    c.bridge.default_profile = Some("ext".into());
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    start_config(c).await
+}
+
+/// Waits for the gateway's REFER after the caller keyed a valid ID.
+async fn referred(caller: &mut Caller) -> common::SipMsg {
+    caller.key_info(ACTIVE_ID).await;
+    let refer = caller.sip.request("REFER").await;
+    assert_eq!(
+        refer.header("Refer-To"),
+        Some("<sip:1234567@192.0.2.50>"),
+        "{}",
+        refer.raw
+    );
+    refer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refer_profile_transfers_the_caller_and_hangs_up() {
+    let h = start_refer().await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(10).await;
+    let refer = referred(&mut caller).await;
+    caller
+        .sip
+        .send(&ok_for(&refer).replace("200 OK", "202 Accepted"))
+        .await;
+    let frag = "SIP/2.0 200 OK\r\n";
+    let notify = caller
+        .call
+        .in_dialog("NOTIFY", &caller.tag, Some(frag))
+        .replace(
+            "Content-Type: application/sdp",
+            "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag;version=2.0",
+        );
+    caller.sip.send(&notify).await;
+    assert_eq!(
+        caller.sip.final_response("NOTIFY").await.status(),
+        Some(200)
+    );
+    assert!(
+        caller.bye_within(Duration::from_secs(5)).await,
+        "no BYE after the transfer"
+    );
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_refer_plays_the_apology_and_hangs_up() {
+    let h = start_refer().await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(10).await;
+    let refer = referred(&mut caller).await;
+    caller
+        .sip
+        .send(&ok_for(&refer).replace("200 OK", "403 Forbidden"))
+        .await;
+    assert!(
+        caller.bye_within(Duration::from_secs(15)).await,
+        "no BYE after the refused transfer"
+    );
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+}

@@ -4,8 +4,10 @@
 //!
 //! The SIP driver owns a [`CallPath`] and tells it what the user agent
 //! core reports ([`CallPath::call_started`], [`CallPath::info`],
-//! [`CallPath::media_changed`], [`CallPath::call_ended`]); calls the path
-//! wants hung up come back on the channel returned by [`CallPath::new`].
+//! [`CallPath::media_changed`], [`CallPath::bridge_failed`],
+//! [`CallPath::call_ended`]); what the path wants of the core (hang up,
+//! transfer to an external bridge) comes back as [`CoreRequest`]s on the
+//! channel returned by [`CallPath::new`].
 //!
 //! Each call task owns the call's RTP and RTCP sockets, feeds received
 //! datagrams to the session, carries out its actions (prompts on the
@@ -17,7 +19,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use tokio::net::UdpSocket;
@@ -25,7 +27,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{CallAction, CallSession, MediaParams, PromptEvent};
-use crate::directory::{ConferenceId, DirectoryLookup, Lookup, Refusal};
+use crate::bridge::profiles::{BridgeMode, BridgeProfile, RouteContext};
+use crate::directory::{ConferenceId, DirectoryLookup, Lookup, Refusal, Route};
 use crate::dtmf::{Digit, DtmfSettings};
 use crate::ivr::{CallVerdict, CallerIdentity, GuessingGuard, IvrSettings};
 use crate::media::pacer::{PacerEvent, PacerHandle, PacerShell, StreamId};
@@ -44,6 +47,10 @@ pub struct CallPathSettings {
     pub dtmf: DtmfSettings,
     /// `[ivr]`: the attendant and its guessing defence.
     pub ivr: IvrSettings,
+    /// `[bridge]`: which bridge profile each dial-in number routes to.
+    pub bridge: crate::bridge::BridgeSettings,
+    /// The dial-in numbers, for their bridge profile names.
+    pub dial_in_numbers: Vec<crate::config::DialInNumber>,
 }
 
 impl CallPathSettings {
@@ -53,6 +60,8 @@ impl CallPathSettings {
             media: config.media.clone(),
             dtmf: config.dtmf.clone(),
             ivr: config.ivr.clone(),
+            bridge: config.bridge.clone(),
+            dial_in_numbers: config.dial_in_numbers.clone(),
         }
     }
 }
@@ -113,11 +122,30 @@ pub struct RtpSockets {
     pub rtcp: UdpSocket,
 }
 
+/// What the call path asks of the user agent core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoreRequest {
+    /// Hang the call up.
+    HangUp(CallKey),
+    /// Transfer the caller to an external bridge with REFER
+    /// ([`crate::sip::ua::UserAgent::refer`]); a failure comes back as
+    /// [`CallPath::bridge_failed`].
+    Transfer {
+        /// The call.
+        call: CallKey,
+        /// The Refer-To URI.
+        refer_to: String,
+        /// How long the transfer may take.
+        timeout: Duration,
+    },
+}
+
 /// What the driver tells a call task.
 #[derive(Debug)]
 enum ToCall {
     InfoDigit(Digit),
     MediaChanged(MediaParams),
+    BridgeFailed,
 }
 
 struct RunningCall {
@@ -132,7 +160,7 @@ struct Shared {
     directory: Arc<dyn DirectoryLookup>,
     guard: Mutex<GuessingGuard>,
     pacer: PacerHandle<UdpSocket>,
-    hang_ups: mpsc::UnboundedSender<CallKey>,
+    hang_ups: mpsc::UnboundedSender<CoreRequest>,
     counters: PathCounters,
 }
 
@@ -169,7 +197,7 @@ impl CallPath {
     pub fn new(
         settings: CallPathSettings,
         services: Services,
-    ) -> anyhow::Result<(CallPath, mpsc::UnboundedReceiver<CallKey>)> {
+    ) -> anyhow::Result<(CallPath, mpsc::UnboundedReceiver<CoreRequest>)> {
         let prompts = PromptLibrary::load(&settings.media).with_context(|| {
             format!(
                 "loading prompts from {}",
@@ -221,11 +249,14 @@ impl CallPath {
 
     /// A call is answered and confirmed: asks the guessing defence, then
     /// starts the call's task on its sockets. Without sockets (the port's
-    /// binding was lost) the call is hung up at once.
+    /// binding was lost) the call is hung up at once. `dialed` (the dial-in
+    /// number's digits) picks the bridge profile.
+    #[allow(clippy::too_many_arguments)]
     pub fn call_started(
         &mut self,
         call: CallKey,
         call_id: &str,
+        dialed: &str,
         language: &str,
         media: &Negotiated,
         caller: &CallerInfo,
@@ -233,7 +264,7 @@ impl CallPath {
     ) {
         let Some(sockets) = sockets else {
             tracing::warn!(%call_id, "no RTP socket for the call, hanging up");
-            let _ = self.shared.hang_ups.send(call);
+            let _ = self.shared.hang_ups.send(CoreRequest::HangUp(call));
             return;
         };
         let now = Instant::now();
@@ -257,8 +288,17 @@ impl CallPath {
         let session = CallSession::new(&s.ivr, &s.dtmf, &s.media, params, early_refusal, now);
         let (tx, rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!("ivr", %call_id);
+        let profile_name = s
+            .dial_in_numbers
+            .iter()
+            .find(|n| n.digits().as_deref() == Some(dialed))
+            .and_then(|n| n.bridge.as_deref());
+        let profile = s.bridge.profile_for(profile_name);
         let task = CallTask {
             key: call,
+            dialed: dialed.to_owned(),
+            profile,
+            conference_id: None,
             session,
             shared: self.shared.clone(),
             language: language.to_owned(),
@@ -288,6 +328,14 @@ impl CallPath {
         };
         if let Some(c) = self.calls.get(&call) {
             let _ = c.tx.send(ToCall::InfoDigit(info.digit));
+        }
+    }
+
+    /// The external bridge could not take the call (REFER refused or the
+    /// transfer failed): the caller hears the apology and is hung up on.
+    pub fn bridge_failed(&mut self, call: CallKey) {
+        if let Some(c) = self.calls.get(&call) {
+            let _ = c.tx.send(ToCall::BridgeFailed);
         }
     }
 
@@ -354,6 +402,13 @@ fn identity(caller: &CallerInfo) -> CallerIdentity<'_> {
 
 struct CallTask {
     key: CallKey,
+    /// The dial-in number's digits.
+    dialed: String,
+    /// Where routed callers go; `None`: the number names an unknown
+    /// profile (refused by config validation).
+    profile: Option<BridgeProfile>,
+    /// The conference ID last looked up.
+    conference_id: Option<ConferenceId>,
     session: CallSession,
     shared: Arc<Shared>,
     language: String,
@@ -412,6 +467,10 @@ impl CallTask {
                     Some(ToCall::MediaChanged(params)) => {
                         self.session.media_changed(params);
                     }
+                    Some(ToCall::BridgeFailed) => {
+                        tracing::info!(parent: &self.span, "external bridge failed");
+                        self.session.bridge_failed(Instant::now());
+                    }
                     None => {
                         self.session.caller_hung_up(Instant::now());
                         break;
@@ -450,7 +509,52 @@ impl CallTask {
 
     fn hang_up(&mut self) {
         if !std::mem::replace(&mut self.hung_up, true) {
-            let _ = self.shared.hang_ups.send(self.key);
+            let _ = self.shared.hang_ups.send(CoreRequest::HangUp(self.key));
+        }
+    }
+
+    /// Hands a routed caller to the bridge of the number's profile.
+    fn route(&mut self, route: &Route) {
+        let Some(profile) = &self.profile else {
+            tracing::warn!(parent: &self.span, "no bridge profile for the number");
+            self.session.bridge_failed(Instant::now());
+            return;
+        };
+        match profile.mode {
+            // The embedded mixer joins the caller (wired with the mixer);
+            // until then the caller stays connected, hearing silence.
+            BridgeMode::Embedded => {}
+            BridgeMode::Refer => {
+                let ctx = RouteContext {
+                    conference_id: self
+                        .conference_id
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    meeting_id: route.meeting.to_string(),
+                    organizer: route.organizer.to_string(),
+                    dialed_number: self.dialed.clone(),
+                };
+                match profile.refer_target(&ctx) {
+                    Ok(refer_to) => {
+                        let _ = self.shared.hang_ups.send(CoreRequest::Transfer {
+                            call: self.key,
+                            refer_to,
+                            timeout: profile.transfer_timeout,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(parent: &self.span, error = %e, "bridge URI not usable");
+                        self.session.bridge_failed(Instant::now());
+                    }
+                }
+            }
+            BridgeMode::B2bua => {
+                // The relayed second call is not wired into the call task
+                // yet: the caller hears the apology rather than silence.
+                tracing::warn!(parent: &self.span, "b2bua bridge profiles are not wired yet");
+                self.session.bridge_failed(Instant::now());
+            }
         }
     }
 
@@ -491,6 +595,7 @@ impl CallTask {
                     }
                 },
                 CallAction::LookUp(id) => {
+                    self.conference_id = Some(id);
                     let answer = self.shared.directory.lookup(id, SystemTime::now());
                     if let Lookup::Refused(reason) = &answer {
                         tracing::info!(parent: &self.span, ?reason, "conference ID refused");
@@ -503,6 +608,7 @@ impl CallTask {
                     tracing::info!(parent: &self.span, meeting = %route.meeting, "caller joined");
                     self.shared.counters.routed.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(parent: &self.span, organizer = %route.organizer, "route");
+                    self.route(&route);
                 }
                 CallAction::EntryFailed { failure, attempt } => {
                     tracing::info!(parent: &self.span, ?failure, attempt, "entry failed");
