@@ -317,6 +317,22 @@ impl Driver {
                     let now = std::time::Instant::now();
                     match request {
                         CoreRequest::HangUp(call) => self.ua.hang_up(call, now),
+                        CoreRequest::PlaceCall { call, request } => {
+                            match self.ua.place_call(&request, now) {
+                                Ok(placed) => {
+                                    let sockets = lock_sockets(&self.rtp_sockets).remove(&placed.rtp);
+                                    if let Some(path) = self.call_path.as_mut() {
+                                        path.bridge_call_placed(call, placed.call, sockets);
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::info!(error = %e, "bridge call not placed");
+                                    if let Some(path) = self.call_path.as_mut() {
+                                        path.bridge_failed(call);
+                                    }
+                                }
+                            }
+                        }
                         CoreRequest::Transfer { call, refer_to, timeout } => {
                             if let Err(e) = self.ua.refer(call, &refer_to, None, timeout, now) {
                                 tracing::info!(error = %e, "REFER not sent");
@@ -438,11 +454,9 @@ impl Driver {
             UaEvent::CallEnded { call, .. } => path.call_ended(*call),
             // The caller stays until the core's BYE after a transfer.
             UaEvent::TransferFailed { call, .. } => path.bridge_failed(*call),
-            // Calls to b2bua bridges are not placed by the call path yet.
-            UaEvent::OutboundAnswered { .. }
-            | UaEvent::OutboundFailed { .. }
-            | UaEvent::TransferProgress { .. }
-            | UaEvent::TransferSucceeded { .. } => {}
+            UaEvent::OutboundAnswered { call, media } => path.outbound_answered(*call, media),
+            UaEvent::OutboundFailed { call, .. } => path.outbound_failed(*call),
+            UaEvent::TransferProgress { .. } | UaEvent::TransferSucceeded { .. } => {}
         }
     }
 

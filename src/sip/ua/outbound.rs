@@ -28,7 +28,7 @@ use crate::sip::transport::Transport;
 use crate::sip::uri::{Host, Scheme, Uri};
 
 /// What [`UserAgent::place_call`] needs to call a bridge.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboundCall {
     /// Request-URI and To of the INVITE, e.g. `sip:123456@192.0.2.50:5060`
     /// (already rendered from the profile's template).
