@@ -713,3 +713,62 @@ async fn b2bua_bridge_refusing_the_call_gets_the_apology_and_bye() {
     );
     assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_hanging_up_while_the_bridge_rings_cancels_the_bridge_call() {
+    let bridge = FakeBridge {
+        sip: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let bridge_sip = bridge.sip.local_addr().unwrap();
+    let mut c = config(1);
+    c.bridge.profiles = vec![toml::from_str(&format!(
+        "name = \"ext\"\nmode = \"b2bua\"\nuri = \"sip:{{conference_id}}@{bridge_sip}\""
+    ))
+    .unwrap()];
+    c.bridge.default_profile = Some("ext".into());
+    let h = start_config(c).await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(10).await;
+    caller.key_info(ACTIVE_ID).await;
+    let (invite, gw) = bridge.recv_sip().await;
+    let response = |status: &str| {
+        let mut r = format!("SIP/2.0 {status}\r\n");
+        for name in ["via", "from", "call-id", "cseq"] {
+            for v in invite.headers_named(name) {
+                r.push_str(&format!("{name}: {v}\r\n"));
+            }
+        }
+        r.push_str(&format!(
+            "to: {};tag=br3\r\nContent-Length: 0\r\n\r\n",
+            invite.header("to").unwrap()
+        ));
+        r
+    };
+    bridge
+        .sip
+        .send_to(response("180 Ringing").as_bytes(), gw)
+        .await
+        .unwrap();
+    caller.hang_up().await;
+    let (cancel, _) = bridge.recv_sip().await;
+    assert_eq!(cancel.method(), Some("CANCEL"), "{}", cancel.raw);
+    assert_eq!(cancel.header("call-id"), invite.header("call-id"));
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for name in ["via", "from", "to", "call-id", "cseq"] {
+        for v in cancel.headers_named(name) {
+            ok.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    ok.push_str("Content-Length: 0\r\n\r\n");
+    bridge.sip.send_to(ok.as_bytes(), gw).await.unwrap();
+    bridge
+        .sip
+        .send_to(response("487 Request Terminated").as_bytes(), gw)
+        .await
+        .unwrap();
+    let (ack, _) = bridge.recv_sip().await;
+    assert_eq!(ack.method(), Some("ACK"), "{}", ack.raw);
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+    drop(bridge.rtp);
+}
