@@ -1029,6 +1029,33 @@ sources = []
         }
     }
 
+    /// The commented bridge-profile examples in the shipped file are valid.
+    #[test]
+    fn documented_bridge_profiles_are_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+        let shipped = std::fs::read_to_string(path).unwrap();
+        let mut example = String::new();
+        let mut inside = false;
+        for line in shipped.lines() {
+            if line.starts_with("# [[bridge.profiles]]") {
+                inside = true;
+            }
+            if inside {
+                match line.strip_prefix("# ") {
+                    Some(l) => {
+                        example.push_str(l);
+                        example.push('\n');
+                    }
+                    None if line == "#" => example.push('\n'),
+                    None => break,
+                }
+            }
+        }
+        let text = format!("{MINIMAL}\n[bridge]\n{example}");
+        let c = load(&text).unwrap();
+        assert_eq!(c.bridge.profiles.len(), 3);
+    }
+
     #[test]
     fn bad_environment_value_is_named() {
         let f = write_config(MINIMAL);
