@@ -30,4 +30,5 @@ pub mod dtmf;
 pub mod ivr;
 pub mod media;
 pub mod notify;
+pub mod server;
 pub mod sip;

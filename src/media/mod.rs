@@ -1,6 +1,7 @@
 //! Media: G.711 codecs, RTP sessions, prompts and the shared playback pacer.
 
 pub mod g711;
+pub mod ports;
 
 /// The prompts the auto attendant plays. Each language directory holds one
 /// WAV file per prompt, named by [`PromptId::file_stem`].
