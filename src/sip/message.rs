@@ -453,12 +453,20 @@ impl Message {
                     if headers.len() >= limits.max_headers {
                         return Err(ParseError::TooManyHeaders);
                     }
-                    let colon = memchr::memchr(b':', line).ok_or(ParseError::MalformedHeader)?;
-                    let (nstart, nend) = trim_span(bytes, pos, pos + colon);
-                    let name = bytes.get(nstart..nend).unwrap_or_default();
-                    if nstart != pos || !is_token(name) {
+                    // One pass: the token name, optional LWS, the colon.
+                    let name_len = line
+                        .iter()
+                        .position(|&b| !typed::is_token_char(b))
+                        .unwrap_or(line.len());
+                    let mut colon = name_len;
+                    while matches!(line.get(colon), Some(b' ' | b'\t')) {
+                        colon += 1;
+                    }
+                    if name_len == 0 || line.get(colon) != Some(&b':') {
                         return Err(ParseError::MalformedHeader);
                     }
+                    let (nstart, nend) = (pos, pos + name_len);
+                    let name = line.get(..name_len).unwrap_or_default();
                     let (vstart, vend) = trim_span(bytes, pos + colon + 1, end);
                     headers.push(HeaderEntry {
                         name: HeaderName::parse(name),
@@ -736,7 +744,7 @@ impl Message {
         let value = self
             .header(HeaderName::CallId)
             .ok_or(HeaderError::Missing(HeaderName::CallId))?;
-        if value.is_empty() || value.contains(char::is_whitespace) {
+        if value.is_empty() || value.bytes().any(|b| b == b' ' || b == b'\t') {
             return Err(HeaderError::Malformed(HeaderName::CallId));
         }
         Ok(value)

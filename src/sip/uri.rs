@@ -384,24 +384,24 @@ fn parse_port(s: &str) -> Result<u16, UriError> {
 
 /// Position of the first `needle` outside a quoted string.
 pub(crate) fn find_unquoted(s: &str, needle: u8) -> Option<usize> {
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, &b) in s.as_bytes().iter().enumerate() {
-        if quoted {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                quoted = false;
-            }
-        } else if b == b'"' {
-            quoted = true;
-        } else if b == needle {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    loop {
+        let i = from + memchr::memchr2(needle, b'"', bytes.get(from..)?)?;
+        if bytes.get(i) == Some(&needle) {
             return Some(i);
         }
+        // Skip the quoted string, honouring `\x` escapes.
+        let mut j = i + 1;
+        loop {
+            match bytes.get(j)? {
+                b'\\' => j += 2,
+                b'"' => break,
+                _ => j += 1,
+            }
+        }
+        from = j + 1;
     }
-    None
 }
 
 #[cfg(test)]

@@ -192,7 +192,7 @@ impl<'a> NameAddr<'a> {
                 None => (None, s, ""),
             }
         };
-        if uri.is_empty() || !uri.contains(':') || uri.contains(char::is_whitespace) {
+        if uri.is_empty() || !uri.contains(':') || uri.bytes().any(|b| b == b' ' || b == b'\t') {
             return None;
         }
         let params = Params::new(params);
@@ -290,24 +290,36 @@ fn bracketed(s: &str) -> Option<(&str, &str)> {
 
 /// Index of the closing `"` of a quoted string whose opening quote is gone.
 fn closing_quote(s: &str) -> Option<usize> {
-    let mut escaped = false;
-    for (i, b) in s.bytes().enumerate() {
-        if escaped {
-            escaped = false;
-        } else if b == b'\\' {
-            escaped = true;
-        } else if b == b'"' {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    loop {
+        let i = from + memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
+        if bytes.get(i) == Some(&b'"') {
             return Some(i);
         }
+        // Skip the escaped character (§25.1 quoted-pair).
+        from = i + 2;
     }
-    None
 }
 
-/// RFC 3261 §25.1 token characters.
+/// RFC 3261 §25.1 token characters, as a table: this runs on every byte
+/// of every header name.
+const TOKEN_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
+/// RFC 3261 §25.1 token character.
 pub(crate) fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN_CHARS[usize::from(b)]
 }
