@@ -1,0 +1,1396 @@
+//! The shared playback pacer: one 20 ms clock for every call that is
+//! listening to a prompt, instead of a timer per call.
+//!
+//! [`Pacer`] is the sans-IO core. It holds the streams (a slab with a free
+//! list, addressed by generation-checked [`StreamId`]s), each playing a queue
+//! of prompts and silences; every tick it writes one RTP packet per stream
+//! into a preallocated [`PacketBatch`], with the destination address, and
+//! reports finished or stopped playbacks through [`Pacer::poll_event`].
+//!
+//! Ticks follow an absolute schedule, `start + k·20 ms`, so rounding and
+//! scheduling delays never accumulate into drift. A late tick sends *one*
+//! frame per stream and counts the ticks it missed (advancing each stream's
+//! RTP clock by the missed time) instead of bursting several frames per
+//! stream: a burst would arrive at the far end as a clump its jitter buffer
+//! may drop, while a timestamp gap is played as a short silence.
+//!
+//! [`PacerShell`] is the I/O side: a dedicated thread that sleeps to the
+//! next deadline, ticks the core under a short lock and sends the batch.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::g711::Law;
+use super::prompts::{Frame, Frames, Prompt};
+use super::rtp::{RtpSender, FRAME_BYTES, MAX_PACKET_LEN, SAMPLES_PER_FRAME};
+
+/// The packetisation interval: 20 ms, the G.711 default (RFC 3551 §4.5).
+pub const TICK: Duration = Duration::from_millis(20);
+const TICK_NANOS: u128 = 20_000_000;
+
+static SILENCE_MU: Frame = [0xff; FRAME_BYTES];
+static SILENCE_A: Frame = [0xd5; FRAME_BYTES];
+
+fn silence(law: Law) -> &'static Frame {
+    match law {
+        Law::Mu => &SILENCE_MU,
+        Law::A => &SILENCE_A,
+    }
+}
+
+/// Handle of one stream in the pacer. Stale handles (of a removed stream
+/// whose slot was reused) are refused, thanks to the generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    index: u32,
+    generation: u32,
+}
+
+/// Identifies one queued playback (a prompt or a silence) in events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PlaybackId(pub u64);
+
+/// What the pacer reports back to the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacerEvent {
+    /// The playback's last frame was sent.
+    Finished {
+        /// The stream.
+        stream: StreamId,
+        /// The playback.
+        playback: PlaybackId,
+    },
+    /// The playback was cut short by [`Pacer::stop`] (barge-in) or never started.
+    Stopped {
+        /// The stream.
+        stream: StreamId,
+        /// The playback.
+        playback: PlaybackId,
+    },
+}
+
+/// Errors of pacer operations.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PacerError {
+    /// The stream was removed (or never existed).
+    #[error("no such pacer stream")]
+    NoSuchStream,
+}
+
+/// Counters of the pacer core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacerStats {
+    /// Ticks performed.
+    pub ticks: u64,
+    /// Ticks skipped because the pacer ran late.
+    pub missed_ticks: u64,
+    /// Packets written into batches.
+    pub packets: u64,
+}
+
+/// What one call to [`Pacer::tick`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TickOutcome {
+    /// Packets written into the batch.
+    pub packets: usize,
+    /// Ticks skipped before this one (0 when on time).
+    pub missed: u64,
+}
+
+#[derive(Debug)]
+enum Item {
+    Prompt {
+        id: PlaybackId,
+        frames: Frames,
+        pos: usize,
+    },
+    Silence {
+        id: PlaybackId,
+        remaining: u64,
+    },
+}
+
+impl Item {
+    fn id(&self) -> PlaybackId {
+        match self {
+            Item::Prompt { id, .. } | Item::Silence { id, .. } => *id,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Stream<R> {
+    sender: RtpSender,
+    law: Law,
+    dest: SocketAddr,
+    route: R,
+    /// The route's socket is `connect()`ed to `dest`.
+    connected: bool,
+    queue: VecDeque<Item>,
+}
+
+#[derive(Debug)]
+struct Slot<R> {
+    generation: u32,
+    stream: Option<Stream<R>>,
+}
+
+/// One packet in a [`PacketBatch`].
+#[derive(Clone, Debug)]
+pub struct BatchEntry<R> {
+    /// The stream that produced it.
+    pub stream: StreamId,
+    /// Where to send it.
+    pub dest: SocketAddr,
+    /// The stream's route (for the shell: its socket).
+    pub route: R,
+    /// The route's socket is connected to `dest`: send without an address.
+    pub connected: bool,
+    len: usize,
+}
+
+/// The packets of one tick: fixed-size slots in one buffer, reused from
+/// tick to tick, so sending never allocates per packet (the buffer only grows
+/// when the number of streams does).
+#[derive(Debug)]
+pub struct PacketBatch<R> {
+    data: Vec<u8>,
+    entries: Vec<BatchEntry<R>>,
+}
+
+impl<R> Default for PacketBatch<R> {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl<R> PacketBatch<R> {
+    /// A batch with room for `streams` packets before it needs to grow.
+    pub fn with_capacity(streams: usize) -> Self {
+        PacketBatch {
+            data: vec![0; streams * MAX_PACKET_LEN],
+            entries: Vec::with_capacity(streams),
+        }
+    }
+
+    /// Number of packets.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no packets.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Drops all packets, keeping the storage.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// The packets with their entries.
+    pub fn iter(&self) -> impl Iterator<Item = (&BatchEntry<R>, &[u8])> {
+        self.entries.iter().enumerate().map(|(i, e)| {
+            let start = i * MAX_PACKET_LEN;
+            (e, self.data.get(start..start + e.len).unwrap_or(&[]))
+        })
+    }
+
+    /// The `i`-th packet.
+    pub fn get(&self, i: usize) -> Option<(&BatchEntry<R>, &[u8])> {
+        let e = self.entries.get(i)?;
+        let start = i * MAX_PACKET_LEN;
+        Some((e, self.data.get(start..start + e.len)?))
+    }
+
+    fn reserve(&mut self, streams: usize) {
+        let need = streams * MAX_PACKET_LEN;
+        if self.data.len() < need {
+            self.data.resize(need, 0);
+        }
+        self.entries
+            .reserve(streams.saturating_sub(self.entries.len()));
+    }
+}
+
+/// The sans-IO pacer core. `R` is a per-stream route copied into each
+/// batch entry (the shell uses the call's socket; tests use `()`).
+#[derive(Debug)]
+pub struct Pacer<R> {
+    start: Instant,
+    /// Index of the next tick: its deadline is `start + next_tick · TICK`.
+    next_tick: u64,
+    slots: Vec<Slot<R>>,
+    free: Vec<u32>,
+    live: usize,
+    events: VecDeque<PacerEvent>,
+    next_playback: u64,
+    stats: PacerStats,
+}
+
+impl<R: Clone> Pacer<R> {
+    /// A pacer whose first tick is due at `start`.
+    pub fn new(start: Instant) -> Self {
+        Pacer {
+            start,
+            next_tick: 0,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            events: VecDeque::new(),
+            next_playback: 0,
+            stats: PacerStats::default(),
+        }
+    }
+
+    /// Adds a stream that plays silence until something is queued. The
+    /// pacer owns `sender` until [`Pacer::remove_stream`] hands it back, so
+    /// the call's sequence numbers and timestamps continue seamlessly.
+    pub fn add_stream(
+        &mut self,
+        sender: RtpSender,
+        law: Law,
+        dest: SocketAddr,
+        route: R,
+    ) -> StreamId {
+        let stream = Stream {
+            sender,
+            law,
+            dest,
+            route,
+            connected: false,
+            queue: VecDeque::new(),
+        };
+        self.live += 1;
+        if let Some(index) = self.free.pop() {
+            if let Some(slot) = self.slots.get_mut(index as usize) {
+                slot.stream = Some(stream);
+                return StreamId {
+                    index,
+                    generation: slot.generation,
+                };
+            }
+        }
+        let index = self.slots.len() as u32;
+        self.slots.push(Slot {
+            generation: 0,
+            stream: Some(stream),
+        });
+        StreamId {
+            index,
+            generation: 0,
+        }
+    }
+
+    /// Removes a stream, returning its RTP sender and route. Queued
+    /// playbacks are dropped without events: the caller is leaving.
+    pub fn remove_stream(&mut self, id: StreamId) -> Option<(RtpSender, R)> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let stream = slot.stream.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.live -= 1;
+        Some((stream.sender, stream.route))
+    }
+
+    fn stream_mut(&mut self, id: StreamId) -> Result<&mut Stream<R>, PacerError> {
+        match self.slots.get_mut(id.index as usize) {
+            Some(slot) if slot.generation == id.generation => {
+                slot.stream.as_mut().ok_or(PacerError::NoSuchStream)
+            }
+            _ => Err(PacerError::NoSuchStream),
+        }
+    }
+
+    fn stream(&self, id: StreamId) -> Option<&Stream<R>> {
+        match self.slots.get(id.index as usize) {
+            Some(slot) if slot.generation == id.generation => slot.stream.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn next_id(&mut self) -> PlaybackId {
+        self.next_playback += 1;
+        PlaybackId(self.next_playback)
+    }
+
+    /// Queues a prompt in the stream's law.
+    pub fn play_prompt(&mut self, id: StreamId, prompt: &Prompt) -> Result<PlaybackId, PacerError> {
+        let law = self.stream_mut(id)?.law;
+        self.play_frames(id, prompt.frames(law).clone())
+    }
+
+    /// Queues pre-encoded frames (already in the stream's law).
+    pub fn play_frames(&mut self, id: StreamId, frames: Frames) -> Result<PlaybackId, PacerError> {
+        let playback = self.next_id();
+        let stream = self.stream_mut(id)?;
+        stream.queue.push_back(Item::Prompt {
+            id: playback,
+            frames,
+            pos: 0,
+        });
+        Ok(playback)
+    }
+
+    /// Queues a silence of `duration` (rounded up to whole 20 ms frames),
+    /// reported as finished like a prompt: a pause between prompts.
+    pub fn play_silence(
+        &mut self,
+        id: StreamId,
+        duration: Duration,
+    ) -> Result<PlaybackId, PacerError> {
+        let frames = duration.as_nanos().div_ceil(TICK_NANOS) as u64;
+        let playback = self.next_id();
+        let stream = self.stream_mut(id)?;
+        stream.queue.push_back(Item::Silence {
+            id: playback,
+            remaining: frames,
+        });
+        Ok(playback)
+    }
+
+    /// Barge-in: drops everything queued on the stream at once, reporting
+    /// each as [`PacerEvent::Stopped`]. The stream carries on with silence.
+    /// Returns how many playbacks were stopped.
+    pub fn stop(&mut self, id: StreamId) -> Result<usize, PacerError> {
+        let stream = self.stream_mut(id)?;
+        let stopped: Vec<PlaybackId> = stream.queue.drain(..).map(|i| i.id()).collect();
+        let n = stopped.len();
+        self.events
+            .extend(stopped.into_iter().map(|playback| PacerEvent::Stopped {
+                stream: id,
+                playback,
+            }));
+        Ok(n)
+    }
+
+    /// Changes where the stream's packets go (symmetric RTP latched,
+    /// re-INVITE). Clears the connected mark: the socket's peer is now stale.
+    pub fn set_destination(&mut self, id: StreamId, dest: SocketAddr) -> Result<(), PacerError> {
+        let stream = self.stream_mut(id)?;
+        if stream.dest != dest {
+            stream.dest = dest;
+            stream.connected = false;
+        }
+        Ok(())
+    }
+
+    /// Declares that the stream's socket has been `connect()`ed to its
+    /// current destination (sensible once symmetric RTP has latched: the
+    /// kernel then also drops strays). Its packets are then sent with
+    /// `send(2)`, which reuses the socket's cached route instead of a route
+    /// lookup per packet (measured ~18% cheaper on loopback).
+    pub fn set_connected(&mut self, id: StreamId, connected: bool) -> Result<(), PacerError> {
+        self.stream_mut(id)?.connected = connected;
+        Ok(())
+    }
+
+    /// True while a prompt or silence is queued on the stream.
+    pub fn is_playing(&self, id: StreamId) -> bool {
+        self.stream(id).is_some_and(|s| !s.queue.is_empty())
+    }
+
+    /// The stream's route.
+    pub fn route(&self, id: StreamId) -> Option<&R> {
+        self.stream(id).map(|s| &s.route)
+    }
+
+    /// The stream's RTP sender (read-only; for SR counts, SSRC).
+    pub fn sender(&self, id: StreamId) -> Option<&RtpSender> {
+        self.stream(id).map(|s| &s.sender)
+    }
+
+    /// Number of streams.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no stream is attached.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> PacerStats {
+        self.stats
+    }
+
+    /// The deadline of the next tick.
+    pub fn poll_timeout(&self) -> Instant {
+        self.deadline(self.next_tick)
+    }
+
+    fn deadline(&self, k: u64) -> Instant {
+        // k · 20 ms computed in nanoseconds from the fixed start: no
+        // accumulated rounding, hence no drift. u64 nanoseconds last 584 years.
+        self.start + Duration::from_nanos(k.saturating_mul(TICK_NANOS as u64))
+    }
+
+    /// The next reported event, if any.
+    pub fn poll_event(&mut self) -> Option<PacerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Runs the tick due at `now`, if any: one packet per stream into `out`
+    /// (cleared first). Before the deadline it does nothing. When late by
+    /// whole ticks it still sends one packet per stream, counts the missed
+    /// ticks and advances every stream's RTP clock by them.
+    pub fn tick(&mut self, now: Instant, out: &mut PacketBatch<R>) -> TickOutcome {
+        out.clear();
+        if now < self.poll_timeout() {
+            return TickOutcome::default();
+        }
+        let elapsed = now.saturating_duration_since(self.start).as_nanos();
+        let due = u64::try_from(elapsed / TICK_NANOS).unwrap_or(u64::MAX);
+        let missed = due.saturating_sub(self.next_tick);
+        self.next_tick = due.saturating_add(1);
+        self.stats.ticks += 1;
+        self.stats.missed_ticks += missed;
+        let skipped_samples =
+            u32::try_from(missed.saturating_mul(u64::from(SAMPLES_PER_FRAME))).unwrap_or(u32::MAX);
+
+        out.reserve(self.live);
+        let mut n = 0usize;
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let Some(stream) = slot.stream.as_mut() else {
+                continue;
+            };
+            let id = StreamId {
+                index: index as u32,
+                generation: slot.generation,
+            };
+            if skipped_samples > 0 {
+                stream.sender.advance_clock(skipped_samples);
+            }
+            let start = n * MAX_PACKET_LEN;
+            let Some(buf) = out.data.get_mut(start..start + MAX_PACKET_LEN) else {
+                break;
+            };
+            // The slot is MAX_PACKET_LEN long and the payload one frame, so
+            // building cannot fail; if it did, only this packet is skipped.
+            if let Some(len) = play_one(stream, id, buf, &mut self.events) {
+                out.entries.push(BatchEntry {
+                    stream: id,
+                    dest: stream.dest,
+                    route: stream.route.clone(),
+                    connected: stream.connected,
+                    len,
+                });
+                n += 1;
+            }
+        }
+        self.stats.packets += n as u64;
+        TickOutcome { packets: n, missed }
+    }
+}
+
+/// Writes the stream's next packet into `buf`, reporting playbacks that
+/// finish. Returns the packet length.
+fn play_one<R>(
+    stream: &mut Stream<R>,
+    id: StreamId,
+    buf: &mut [u8],
+    events: &mut VecDeque<PacerEvent>,
+) -> Option<usize> {
+    // Zero-length items (an empty prompt, a zero silence) finish at once
+    // and must not cost a frame.
+    while let Some(front) = stream.queue.front() {
+        let empty = match front {
+            Item::Prompt { frames, pos, .. } => *pos >= frames.len(),
+            Item::Silence { remaining, .. } => *remaining == 0,
+        };
+        if !empty {
+            break;
+        }
+        if let Some(item) = stream.queue.pop_front() {
+            events.push_back(PacerEvent::Finished {
+                stream: id,
+                playback: item.id(),
+            });
+        }
+    }
+    let law = stream.law;
+    let (len, finished) = match stream.queue.front_mut() {
+        None => (stream.sender.build_audio(silence(law), buf).ok(), false),
+        Some(Item::Prompt { frames, pos, .. }) => {
+            let frame = frames.get(*pos).unwrap_or(silence(law));
+            *pos += 1;
+            let finished = *pos >= frames.len();
+            (stream.sender.build_audio(frame, buf).ok(), finished)
+        }
+        Some(Item::Silence { remaining, .. }) => {
+            *remaining = remaining.saturating_sub(1);
+            let finished = *remaining == 0;
+            (stream.sender.build_audio(silence(law), buf).ok(), finished)
+        }
+    };
+    if finished {
+        if let Some(item) = stream.queue.pop_front() {
+            events.push_back(PacerEvent::Finished {
+                stream: id,
+                playback: item.id(),
+            });
+        }
+    }
+    len
+}
+
+#[cfg(unix)]
+pub use shell::{BatchSender, PacerHandle, PacerShell, ShellStats};
+
+/// The I/O shell around [`Pacer`].
+///
+/// # Why a dedicated thread
+/// tokio's timer wheel has 1 ms granularity and a tick with thousands of
+/// streams is a few milliseconds of CPU that should not sit on a runtime
+/// worker; an OS thread sleeping to an absolute deadline wakes within tens of
+/// microseconds and never delays other tasks. Calls talk to it through a
+/// [`PacerHandle`] (a `std::sync::Mutex`, held only for queue edits and for
+/// building one tick's packets, never across I/O) and receive events on a
+/// tokio channel.
+///
+/// # How packets are sent: one syscall per packet, `sendmmsg` where it helps
+/// Every call has its own RTP port, and its RTP must leave from that port:
+/// symmetric RTP (RFC 4961) peers and NATs only accept media from the port
+/// the SDP advertised. `sendmmsg(2)` batches many datagrams on *one* socket,
+/// so with a socket per call a batch has one packet per socket, and a
+/// shared sending socket cannot forge another socket's source port
+/// (IP_PKTINFO sets the source address, not the port). So the shell groups
+/// consecutive packets that go out on the same socket and uses `sendmmsg`
+/// for each run of two or more (streams that share a socket, e.g. a
+/// multiplexed media port), and a plain non-blocking `send_to` otherwise,
+/// or `send` when the call marked its socket connected
+/// ([`Pacer::set_connected`]). With one socket per call that is one syscall
+/// per packet.
+///
+/// Measured on loopback (`benches/media.rs`, a loaded 2-core VM): `send_to`
+/// about 6.7 µs per packet, `send` on a connected socket about 5.4 µs,
+/// `sendmmsg` of 1,000 packets on one socket about 5.6 µs per packet. The
+/// kernel's UDP path, not the syscall entry, dominates, so io_uring (one
+/// submission for sends on many sockets) would save little of it, for a new
+/// dependency and a kernel feature often disabled in containers. It is the
+/// next step if the syscall share grows (on real NICs, where loopback's
+/// receive-side work is not charged to the sender). Capacity therefore
+/// scales by running one [`PacerShell`] per core and spreading calls over
+/// them.
+///
+/// A full socket buffer (`EAGAIN`) drops the packet and counts it: a pacer
+/// must never block.
+#[cfg(unix)]
+mod shell {
+    use std::collections::HashMap;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use tokio::sync::mpsc;
+
+    use super::{Pacer, PacerError, PacerEvent, PacerStats, PacketBatch, PlaybackId, StreamId};
+    use crate::media::g711::Law;
+    use crate::media::prompts::Prompt;
+    use crate::media::rtp::RtpSender;
+
+    struct Inner<S> {
+        pacer: Pacer<Arc<S>>,
+        listeners: HashMap<StreamId, mpsc::UnboundedSender<PacerEvent>>,
+    }
+
+    struct Shared<S> {
+        inner: Mutex<Inner<S>>,
+        stop: AtomicBool,
+        sent: AtomicU64,
+        dropped: AtomicU64,
+        late_wakeups: AtomicU64,
+        send_nanos: AtomicU64,
+    }
+
+    impl<S> Shared<S> {
+        fn lock(&self) -> MutexGuard<'_, Inner<S>> {
+            // A panic while holding the lock leaves plain data behind; the
+            // pacer state is still usable, so poisoning is ignored.
+            self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    /// Counters of the shell.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ShellStats {
+        /// Core counters (ticks, missed ticks, packets built).
+        pub pacer: PacerStats,
+        /// Datagrams handed to the kernel.
+        pub sent: u64,
+        /// Datagrams dropped (socket buffer full or send error).
+        pub dropped: u64,
+        /// Wake-ups more than 2 ms after the deadline.
+        pub late_wakeups: u64,
+        /// Time spent in send syscalls (divide by `sent` for the cost per packet).
+        pub send_time: Duration,
+    }
+
+    /// The running pacer thread. Dropping it stops the thread.
+    pub struct PacerShell<S: AsFd + Send + Sync + 'static> {
+        shared: Arc<Shared<S>>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    /// A cheap, cloneable handle for calls: add streams, queue prompts,
+    /// barge in, remove.
+    pub struct PacerHandle<S> {
+        shared: Arc<Shared<S>>,
+    }
+
+    impl<S> Clone for PacerHandle<S> {
+        fn clone(&self) -> Self {
+            PacerHandle {
+                shared: self.shared.clone(),
+            }
+        }
+    }
+
+    impl<S: AsFd + Send + Sync + 'static> PacerShell<S> {
+        /// Starts the pacer thread at normal priority; the first tick is due now.
+        pub fn spawn() -> io::Result<Self> {
+            Self::spawn_with_nice(0)
+        }
+
+        /// Starts the pacer thread and sets its nice value (-20..=19; 0
+        /// leaves it alone). A raised priority (negative nice) keeps the
+        /// 20 ms schedule when the host is busy: measured on a loaded 2-core
+        /// VM, late wake-ups at 1,000 streams fell from 161 to 14 in 200
+        /// ticks. Raising it needs CAP_SYS_NICE; failure is logged and the
+        /// pacer runs at normal priority.
+        pub fn spawn_with_nice(nice: i32) -> io::Result<Self> {
+            let shared = Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    pacer: Pacer::new(Instant::now()),
+                    listeners: HashMap::new(),
+                }),
+                stop: AtomicBool::new(false),
+                sent: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                late_wakeups: AtomicU64::new(0),
+                send_nanos: AtomicU64::new(0),
+            });
+            let thread_shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name("dialgate-pacer".into())
+                .spawn(move || {
+                    if nice != 0 {
+                        if let Err(e) = set_thread_nice(nice) {
+                            tracing::warn!(nice, error = %e, "pacer: cannot change thread priority");
+                        }
+                    }
+                    run(&thread_shared)
+                })?;
+            Ok(PacerShell {
+                shared,
+                thread: Some(thread),
+            })
+        }
+
+        /// A handle for calls.
+        pub fn handle(&self) -> PacerHandle<S> {
+            PacerHandle {
+                shared: self.shared.clone(),
+            }
+        }
+
+        /// Stops the thread and waits for it (at most one tick).
+        pub fn shutdown(mut self) {
+            self.stop_thread();
+        }
+
+        fn stop_thread(&mut self) {
+            self.shared.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                // A panicked pacer thread has nothing left to clean up.
+                let _ = t.join();
+            }
+        }
+    }
+
+    impl<S: AsFd + Send + Sync + 'static> Drop for PacerShell<S> {
+        fn drop(&mut self) {
+            self.stop_thread();
+        }
+    }
+
+    impl<S> PacerHandle<S> {
+        /// Attaches a call's RTP stream: packets leave from `socket` (the
+        /// call's own RTP port) towards `dest`. Events for this stream arrive
+        /// on the returned receiver.
+        pub fn add_stream(
+            &self,
+            sender: RtpSender,
+            law: Law,
+            dest: SocketAddr,
+            socket: Arc<S>,
+        ) -> (StreamId, mpsc::UnboundedReceiver<PacerEvent>) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut inner = self.shared.lock();
+            let id = inner.pacer.add_stream(sender, law, dest, socket);
+            inner.listeners.insert(id, tx);
+            (id, rx)
+        }
+
+        /// Detaches a stream, handing back its RTP sender.
+        pub fn remove_stream(&self, id: StreamId) -> Option<RtpSender> {
+            let mut inner = self.shared.lock();
+            inner.listeners.remove(&id);
+            inner.pacer.remove_stream(id).map(|(sender, _)| sender)
+        }
+
+        /// Queues a prompt.
+        pub fn play(&self, id: StreamId, prompt: &Prompt) -> Result<PlaybackId, PacerError> {
+            self.shared.lock().pacer.play_prompt(id, prompt)
+        }
+
+        /// Queues a silence.
+        pub fn play_silence(
+            &self,
+            id: StreamId,
+            duration: Duration,
+        ) -> Result<PlaybackId, PacerError> {
+            self.shared.lock().pacer.play_silence(id, duration)
+        }
+
+        /// Barge-in: stops everything queued; `Stopped` events follow.
+        pub fn stop(&self, id: StreamId) -> Result<usize, PacerError> {
+            let mut inner = self.shared.lock();
+            let n = inner.pacer.stop(id)?;
+            deliver_events(&mut inner);
+            Ok(n)
+        }
+
+        /// Changes the destination (symmetric RTP latched, re-INVITE).
+        pub fn set_destination(&self, id: StreamId, dest: SocketAddr) -> Result<(), PacerError> {
+            self.shared.lock().pacer.set_destination(id, dest)
+        }
+
+        /// See [`Pacer::set_connected`].
+        pub fn set_connected(&self, id: StreamId, connected: bool) -> Result<(), PacerError> {
+            self.shared.lock().pacer.set_connected(id, connected)
+        }
+
+        /// Number of streams.
+        pub fn len(&self) -> usize {
+            self.shared.lock().pacer.len()
+        }
+
+        /// True when no stream is attached.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+
+        /// Counters.
+        pub fn stats(&self) -> ShellStats {
+            ShellStats {
+                pacer: self.shared.lock().pacer.stats(),
+                sent: self.shared.sent.load(Ordering::Relaxed),
+                dropped: self.shared.dropped.load(Ordering::Relaxed),
+                late_wakeups: self.shared.late_wakeups.load(Ordering::Relaxed),
+                send_time: Duration::from_nanos(self.shared.send_nanos.load(Ordering::Relaxed)),
+            }
+        }
+    }
+
+    fn deliver_events<S>(inner: &mut Inner<S>) {
+        while let Some(ev) = inner.pacer.poll_event() {
+            let stream = match ev {
+                PacerEvent::Finished { stream, .. } | PacerEvent::Stopped { stream, .. } => stream,
+            };
+            if let Some(tx) = inner.listeners.get(&stream) {
+                // The call may have gone away; its removal follows shortly.
+                let _ = tx.send(ev);
+            }
+        }
+    }
+
+    fn run<S: AsFd>(shared: &Shared<S>) {
+        let mut batch: PacketBatch<Arc<S>> = PacketBatch::default();
+        let mut sender = BatchSender::default();
+        while !shared.stop.load(Ordering::Relaxed) {
+            let deadline = shared.lock().pacer.poll_timeout();
+            let now = Instant::now();
+            if now < deadline {
+                std::thread::sleep(deadline - now);
+                continue;
+            }
+            if now.saturating_duration_since(deadline) > Duration::from_millis(2) {
+                shared.late_wakeups.fetch_add(1, Ordering::Relaxed);
+            }
+            {
+                let mut inner = shared.lock();
+                inner.pacer.tick(now, &mut batch);
+                deliver_events(&mut inner);
+            }
+            let started = Instant::now();
+            let (sent, dropped) = sender.send(&batch);
+            let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            shared.send_nanos.fetch_add(busy, Ordering::Relaxed);
+            // Release the sockets' Arcs now, not a tick later.
+            batch.clear();
+            shared.sent.fetch_add(sent, Ordering::Relaxed);
+            shared.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends a batch: `sendmmsg` for runs on one socket (Linux), otherwise
+    /// one non-blocking `send_to` per packet. Scratch space is reused.
+    #[derive(Debug, Default)]
+    pub struct BatchSender {
+        #[cfg(target_os = "linux")]
+        addrs: Vec<socket2::SockAddr>,
+    }
+
+    impl BatchSender {
+        /// Sends every packet of `batch` from its stream's socket to its
+        /// destination. Returns (sent, dropped).
+        pub fn send<S: AsFd>(&mut self, batch: &PacketBatch<Arc<S>>) -> (u64, u64) {
+            let (mut sent, mut dropped) = (0u64, 0u64);
+            let mut i = 0;
+            while i < batch.len() {
+                let Some((first, _)) = batch.get(i) else {
+                    break;
+                };
+                let fd = first.route.as_fd().as_raw_fd();
+                let mut end = i + 1;
+                while batch
+                    .get(end)
+                    .is_some_and(|(e, _)| e.route.as_fd().as_raw_fd() == fd)
+                {
+                    end += 1;
+                }
+                let run = end - i;
+                #[cfg(target_os = "linux")]
+                if run > 1 {
+                    let n = self.send_run(batch, i, end);
+                    sent += n as u64;
+                    dropped += (run - n) as u64;
+                    i = end;
+                    continue;
+                }
+                for j in i..end {
+                    if let Some((e, pkt)) = batch.get(j) {
+                        let sock = socket2::SockRef::from(e.route.as_ref());
+                        let r = if e.connected {
+                            sock.send(pkt)
+                        } else {
+                            sock.send_to(pkt, &e.dest.into())
+                        };
+                        match r {
+                            Ok(_) => sent += 1,
+                            Err(_) => dropped += 1,
+                        }
+                    }
+                }
+                i = end;
+            }
+            (sent, dropped)
+        }
+
+        /// Sends entries `from..to` (all on one socket) with `sendmmsg`,
+        /// returning how many went out. The header arrays are allocated per
+        /// run (not per packet): they hold raw pointers into this batch and
+        /// must not outlive it.
+        #[cfg(target_os = "linux")]
+        fn send_run<S: AsFd>(
+            &mut self,
+            batch: &PacketBatch<Arc<S>>,
+            from: usize,
+            to: usize,
+        ) -> usize {
+            self.addrs.clear();
+            let mut iovs: Vec<libc::iovec> = Vec::with_capacity(to - from);
+            let Some((first, _)) = batch.get(from) else {
+                return 0;
+            };
+            for j in from..to {
+                if let Some((e, pkt)) = batch.get(j) {
+                    self.addrs.push(e.dest.into());
+                    iovs.push(libc::iovec {
+                        iov_base: pkt.as_ptr() as *mut libc::c_void,
+                        iov_len: pkt.len(),
+                    });
+                }
+            }
+            let mut msgs: Vec<libc::mmsghdr> = iovs
+                .iter_mut()
+                .zip(&self.addrs)
+                .map(|(iov, addr)| {
+                    let mut h = empty_msghdr();
+                    h.msg_name = addr.as_ptr() as *mut libc::c_void;
+                    h.msg_namelen = addr.len();
+                    h.msg_iov = iov as *mut libc::iovec;
+                    h.msg_iovlen = 1;
+                    libc::mmsghdr {
+                        msg_hdr: h,
+                        msg_len: 0,
+                    }
+                })
+                .collect();
+            let fd = first.route.as_fd();
+            let mut done = 0;
+            while done < msgs.len() {
+                match sendmmsg(fd.as_raw_fd(), &mut msgs[done..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => done += n,
+                }
+            }
+            done
+        }
+    }
+
+    /// An empty `msghdr`, field by field so no `unsafe` zeroing is needed
+    /// (glibc layout; a musl build would need its padding fields too).
+    #[cfg(target_os = "linux")]
+    fn empty_msghdr() -> libc::msghdr {
+        libc::msghdr {
+            msg_name: std::ptr::null_mut(),
+            msg_namelen: 0,
+            msg_iov: std::ptr::null_mut(),
+            msg_iovlen: 0,
+            msg_control: std::ptr::null_mut(),
+            msg_controllen: 0,
+            msg_flags: 0,
+        }
+    }
+
+    /// Sets the calling thread's nice value (on Linux, `setpriority` with a
+    /// thread id applies to that thread only).
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    fn set_thread_nice(nice: i32) -> io::Result<()> {
+        // SAFETY: gettid has no preconditions; setpriority only reads its
+        // integer arguments.
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice.clamp(-20, 19))
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn set_thread_nice(_nice: i32) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "thread priority is set on Linux only",
+        ))
+    }
+
+    /// `sendmmsg(2)` with `MSG_DONTWAIT`: returns how many messages were sent.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    fn sendmmsg(fd: std::os::fd::RawFd, msgs: &mut [libc::mmsghdr]) -> io::Result<usize> {
+        let len = u32::try_from(msgs.len()).unwrap_or(u32::MAX).min(1024);
+        // SAFETY: `msgs` is a live, exclusively borrowed slice of at least
+        // `len` initialised mmsghdr values; each points to a sockaddr and an
+        // iovec owned by the caller that outlive this call, and each iovec
+        // points into the batch buffer, borrowed for the whole call. The
+        // kernel only writes `msg_len` fields inside `msgs`. `fd` is an open
+        // socket borrowed by the caller for the duration of the call.
+        let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), len, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::rtp::Ssrc;
+    use rtp_rs::RtpReader;
+    use std::sync::Arc;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 9], port))
+    }
+
+    fn sender(ssrc: u32) -> RtpSender {
+        RtpSender::with_initial(0, 101, Ssrc(ssrc), 100, 1000).unwrap()
+    }
+
+    fn prompt(frames: usize, fill: u8) -> Frames {
+        (0..frames)
+            .map(|i| [fill.wrapping_add(i as u8); FRAME_BYTES])
+            .collect()
+    }
+
+    /// (ssrc, seq, timestamp, marker, first payload byte) of every packet.
+    fn decode(batch: &PacketBatch<u16>) -> Vec<(u32, u16, u32, bool, u8, u16)> {
+        batch
+            .iter()
+            .map(|(e, p)| {
+                let r = RtpReader::new(p).unwrap();
+                assert_eq!(r.payload().len(), FRAME_BYTES);
+                (
+                    r.ssrc(),
+                    u16::from(r.sequence_number()),
+                    r.timestamp(),
+                    r.mark(),
+                    r.payload()[0],
+                    e.route,
+                )
+            })
+            .collect()
+    }
+
+    fn events(p: &mut Pacer<u16>) -> Vec<PacerEvent> {
+        std::iter::from_fn(|| p.poll_event()).collect()
+    }
+
+    #[test]
+    fn nothing_before_the_deadline_then_one_packet_per_stream() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        let mut b = PacketBatch::default();
+        p.add_stream(sender(1), Law::Mu, addr(1), 1);
+        p.add_stream(sender(2), Law::A, addr(2), 2);
+        assert_eq!(p.poll_timeout(), t0);
+        assert_eq!(p.tick(t0, &mut b).packets, 2);
+        assert_eq!(p.poll_timeout(), t0 + TICK);
+        assert_eq!(p.tick(t0 + Duration::from_millis(19), &mut b).packets, 0);
+        assert!(b.is_empty());
+        let out = p.tick(t0 + TICK, &mut b);
+        assert_eq!(
+            out,
+            TickOutcome {
+                packets: 2,
+                missed: 0
+            }
+        );
+        let got = decode(&b);
+        // Idle streams send encoded silence in their own law.
+        assert_eq!(got[0], (1, 101, 1160, false, 0xff, 1));
+        assert_eq!(got[1], (2, 101, 1160, false, 0xd5, 2));
+        let dests: Vec<_> = b.iter().map(|(e, _)| e.dest).collect();
+        assert_eq!(dests, [addr(1), addr(2)]);
+    }
+
+    #[test]
+    fn no_drift_over_ten_thousand_ticks() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        let mut b = PacketBatch::default();
+        let id = p.add_stream(sender(1), Law::Mu, addr(1), 0);
+        for k in 0..10_000u64 {
+            let deadline = p.poll_timeout();
+            assert_eq!(deadline, t0 + Duration::from_millis(20 * k));
+            // Wake up a little late each time, by a varying amount under a tick.
+            let late = Duration::from_micros((k * 7919) % 19_000);
+            let out = p.tick(deadline + late, &mut b);
+            assert_eq!(
+                out,
+                TickOutcome {
+                    packets: 1,
+                    missed: 0
+                }
+            );
+        }
+        assert_eq!(p.poll_timeout(), t0 + Duration::from_secs(200));
+        let s = p.sender(id).unwrap();
+        assert_eq!(s.next_timestamp(), 1000 + 10_000 * 160);
+        assert_eq!(s.next_sequence(), 100u16.wrapping_add(10_000));
+        assert_eq!(
+            p.stats(),
+            PacerStats {
+                ticks: 10_000,
+                missed_ticks: 0,
+                packets: 10_000
+            }
+        );
+    }
+
+    #[test]
+    fn late_tick_catches_up_without_bunching() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        let mut b = PacketBatch::default();
+        let id = p.add_stream(sender(1), Law::Mu, addr(1), 0);
+        p.play_frames(id, prompt(10, 0)).unwrap();
+        p.tick(t0, &mut b);
+        // 110 ms late: ticks 1..=5 are missed, tick 6 (at 120 ms) is not yet due.
+        let out = p.tick(t0 + Duration::from_millis(110), &mut b);
+        assert_eq!(
+            out,
+            TickOutcome {
+                packets: 1,
+                missed: 4
+            }
+        );
+        let got = decode(&b);
+        // One frame only: the prompt continues where it was, the RTP clock
+        // carries the lost time (20 ms sent + 4 missed ticks).
+        assert_eq!((got[0].1, got[0].2, got[0].4), (101, 1000 + 5 * 160, 1));
+        assert_eq!(p.poll_timeout(), t0 + Duration::from_millis(120));
+        let out = p.tick(t0 + Duration::from_millis(120), &mut b);
+        assert_eq!(out.missed, 0);
+        assert_eq!(decode(&b)[0].2, 1000 + 6 * 160);
+        assert_eq!(p.stats().missed_ticks, 4);
+    }
+
+    #[test]
+    fn prompt_plays_in_order_then_reports_finished_then_silence() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        let mut b = PacketBatch::default();
+        let id = p.add_stream(sender(1), Law::Mu, addr(1), 0);
+        let first = p.play_frames(id, prompt(3, 10)).unwrap();
+        let gap = p.play_silence(id, Duration::from_millis(30)).unwrap();
+        let second = p.play_frames(id, prompt(1, 50)).unwrap();
+        assert!(p.is_playing(id));
+        let mut payloads = Vec::new();
+        let mut seen = Vec::new();
+        for k in 0..8 {
+            p.tick(t0 + TICK * k, &mut b);
+            payloads.push(decode(&b)[0].4);
+            seen.push(events(&mut p));
+        }
+        assert_eq!(payloads, [10, 11, 12, 0xff, 0xff, 50, 0xff, 0xff]);
+        let fin = |playback| {
+            vec![PacerEvent::Finished {
+                stream: id,
+                playback,
+            }]
+        };
+        assert_eq!(seen[2], fin(first));
+        // 30 ms of silence rounds up to two frames.
+        assert_eq!(seen[4], fin(gap));
+        assert_eq!(seen[5], fin(second));
+        assert!(seen[6].is_empty() && seen[0].is_empty());
+        assert!(!p.is_playing(id));
+    }
+
+    #[test]
+    fn empty_playbacks_finish_without_costing_a_frame() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        let mut b = PacketBatch::default();
+        let id = p.add_stream(sender(1), Law::Mu, addr(1), 0);
+        let e1 = p.play_frames(id, prompt(0, 0)).unwrap();
+        let e2 = p.play_silence(id, Duration::ZERO).unwrap();
+        let real = p.play_frames(id, prompt(1, 7)).unwrap();
+        p.tick(t0, &mut b);
+        assert_eq!(decode(&b)[0].4, 7);
+        let ids: Vec<_> = events(&mut p)
+            .into_iter()
+            .map(|e| match e {
+                PacerEvent::Finished { playback, .. } => playback,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, [e1, e2, real]);
+    }
+
+    #[test]
+    fn barge_in_stops_at_once_and_reports_each_playback() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        let mut b = PacketBatch::default();
+        let id = p.add_stream(sender(1), Law::A, addr(1), 0);
+        let a = p.play_frames(id, prompt(50, 10)).unwrap();
+        let c = p.play_frames(id, prompt(50, 100)).unwrap();
+        p.tick(t0, &mut b);
+        p.tick(t0 + TICK, &mut b);
+        assert_eq!(decode(&b)[0].4, 11);
+        assert_eq!(p.stop(id), Ok(2));
+        assert_eq!(
+            events(&mut p),
+            [
+                PacerEvent::Stopped {
+                    stream: id,
+                    playback: a
+                },
+                PacerEvent::Stopped {
+                    stream: id,
+                    playback: c
+                }
+            ]
+        );
+        p.tick(t0 + TICK * 2, &mut b);
+        let got = decode(&b);
+        assert_eq!(got[0].4, 0xd5, "silence right after barge-in");
+        assert_eq!(got[0].1, 102, "the stream keeps its sequence");
+        assert_eq!(p.stop(id), Ok(0));
+    }
+
+    #[test]
+    fn removal_frees_the_slot_and_refuses_stale_handles() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        let mut b = PacketBatch::default();
+        let a = p.add_stream(sender(1), Law::Mu, addr(1), 1);
+        let c = p.add_stream(sender(2), Law::Mu, addr(2), 2);
+        p.play_frames(a, prompt(5, 0)).unwrap();
+        p.tick(t0, &mut b);
+        let (s, route) = p.remove_stream(a).unwrap();
+        assert_eq!((s.ssrc(), route, s.next_sequence()), (Ssrc(1), 1, 101));
+        assert_eq!(p.len(), 1);
+        assert!(p.remove_stream(a).is_none());
+        assert_eq!(p.play_silence(a, TICK), Err(PacerError::NoSuchStream));
+        assert_eq!(p.stop(a), Err(PacerError::NoSuchStream));
+        assert_eq!(p.set_destination(a, addr(9)), Err(PacerError::NoSuchStream));
+        // The slot is reused with a new generation.
+        let d = p.add_stream(sender(3), Law::Mu, addr(3), 3);
+        assert_ne!(a, d);
+        assert!(p.route(a).is_none());
+        assert_eq!(p.route(d), Some(&3));
+        p.tick(t0 + TICK, &mut b);
+        let mut ssrcs: Vec<_> = decode(&b).iter().map(|g| g.0).collect();
+        ssrcs.sort();
+        assert_eq!(ssrcs, [2, 3]);
+        assert!(events(&mut p).is_empty(), "removal reports nothing");
+        p.set_destination(c, addr(7)).unwrap();
+        p.tick(t0 + TICK * 2, &mut b);
+        assert!(b.iter().any(|(e, _)| e.dest == addr(7)));
+    }
+
+    #[test]
+    fn many_streams_share_one_batch_buffer() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        let mut b = PacketBatch::with_capacity(8);
+        for i in 0..1000u32 {
+            p.add_stream(sender(i), Law::Mu, addr(1), 0);
+        }
+        assert_eq!(p.tick(t0, &mut b).packets, 1000);
+        let cap = b.data.capacity();
+        assert_eq!(p.tick(t0 + TICK, &mut b).packets, 1000);
+        assert_eq!(b.data.capacity(), cap, "no growth once sized");
+        assert_eq!(b.get(999).map(|(_, pkt)| pkt.len()), Some(MAX_PACKET_LEN));
+        assert!(b.get(1000).is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn shell_sends_over_loopback_and_reports_events() {
+        use std::net::UdpSocket;
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let tx = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        tx.set_nonblocking(true).unwrap();
+        let shell = PacerShell::spawn().unwrap();
+        let h = shell.handle();
+        let (id, mut events) =
+            h.add_stream(sender(77), Law::Mu, rx.local_addr().unwrap(), tx.clone());
+        let frames: Vec<i16> = vec![1000; 320];
+        let pr = Prompt::from_pcm(&frames);
+        let playback = h.play(id, &pr).unwrap();
+        let mut buf = [0u8; 1500];
+        let mut seqs = Vec::new();
+        for _ in 0..4 {
+            let (n, from) = rx.recv_from(&mut buf).unwrap();
+            assert_eq!(
+                from,
+                tx.local_addr().unwrap(),
+                "sent from the call's own port"
+            );
+            let r = RtpReader::new(&buf[..n]).unwrap();
+            assert_eq!(r.ssrc(), 77);
+            seqs.push(u16::from(r.sequence_number()));
+        }
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+            "{seqs:?}"
+        );
+        // The 40 ms prompt finishes; blocking_recv waits for the event.
+        assert_eq!(
+            events.blocking_recv(),
+            Some(PacerEvent::Finished {
+                stream: id,
+                playback
+            })
+        );
+        let back = h.remove_stream(id).unwrap();
+        assert_eq!(back.ssrc(), Ssrc(77));
+        assert!(h.is_empty());
+        // Built before they were sent (the sent counter may lag the socket).
+        assert!(h.stats().pacer.packets >= 4);
+        shell.shutdown();
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn shell_accepts_the_calls_tokio_sockets() {
+        let rx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let shell = PacerShell::spawn().unwrap();
+        let h = shell.handle();
+        let (id, mut events) =
+            h.add_stream(sender(5), Law::A, rx.local_addr().unwrap(), tx.clone());
+        let mut buf = [0u8; 1500];
+        let (n, from) = rx.recv_from(&mut buf).await.unwrap();
+        assert_eq!(from, tx.local_addr().unwrap());
+        assert_eq!(RtpReader::new(&buf[..n]).unwrap().payload()[0], 0xd5);
+        // Long enough that no tick can finish it before the barge-in.
+        let playback = h.play_silence(id, Duration::from_secs(60)).unwrap();
+        assert_eq!(h.stop(id), Ok(1));
+        assert_eq!(
+            events.recv().await,
+            Some(PacerEvent::Stopped {
+                stream: id,
+                playback
+            })
+        );
+        assert!(h.remove_stream(id).is_some());
+        drop(shell);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn streams_sharing_a_socket_go_out_with_sendmmsg() {
+        use std::net::UdpSocket;
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let tx = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        tx.set_nonblocking(true).unwrap();
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        for i in 0..5 {
+            p.add_stream(sender(i), Law::Mu, rx.local_addr().unwrap(), tx.clone());
+        }
+        let mut b = PacketBatch::default();
+        p.tick(t0, &mut b);
+        let (sent, dropped) = shell::BatchSender::default().send(&b);
+        assert_eq!((sent, dropped), (5, 0));
+        // A connected socket is sent to without an address.
+        let own = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        own.connect(rx.local_addr().unwrap()).unwrap();
+        let id = p.add_stream(sender(5), Law::Mu, rx.local_addr().unwrap(), own);
+        p.set_connected(id, true).unwrap();
+        p.tick(t0 + TICK, &mut b);
+        assert!(b.iter().any(|(e, _)| e.connected));
+        assert_eq!(shell::BatchSender::default().send(&b), (6, 0));
+        p.set_destination(id, addr(1)).unwrap();
+        p.tick(t0 + TICK * 2, &mut b);
+        assert!(
+            b.iter().all(|(e, _)| !e.connected),
+            "a new destination clears it"
+        );
+        let mut buf = [0u8; 1500];
+        let mut ssrcs: Vec<u32> = (0..11)
+            .map(|_| {
+                let n = rx.recv(&mut buf).unwrap();
+                RtpReader::new(&buf[..n]).unwrap().ssrc()
+            })
+            .collect();
+        ssrcs.sort();
+        ssrcs.dedup();
+        assert_eq!(ssrcs, [0, 1, 2, 3, 4, 5]);
+    }
+}
