@@ -3,6 +3,20 @@
 //!
 //! Every detector is a sans-IO state machine: packets or samples in,
 //! [`DigitEvent`]s out.
+//!
+//! ```text
+//! rfc4733   RFC 4733 telephone-event payload codec and receiver
+//! info      SIP INFO bodies (application/dtmf-relay, application/dtmf)
+//! inband    Goertzel tone receiver for 8 kHz linear audio (ITU-T Q.24)
+//! dedupe    one key press sent by two methods counts once
+//! ```
+
+pub mod dedupe;
+pub mod inband;
+pub mod info;
+pub mod rfc4733;
+
+use std::time::Instant;
 
 /// A DTMF key (RFC 4733 §3.2 event codes 0–15).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -95,6 +109,17 @@ pub enum DtmfSource {
     Info,
     /// Tones in the audio, found by the in-band detector.
     InBand,
+}
+
+/// A key press found by one of the detectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigitEvent {
+    /// The key.
+    pub digit: Digit,
+    /// Which method carried it.
+    pub source: DtmfSource,
+    /// When the detector recognised it (the `now` passed with the input that completed it).
+    pub at: Instant,
 }
 
 #[cfg(test)]
