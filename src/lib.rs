@@ -28,6 +28,7 @@ pub mod config;
 pub mod directory;
 pub mod dtmf;
 pub mod ivr;
+pub mod loadgen;
 pub mod media;
 pub mod notify;
 pub mod server;
