@@ -370,6 +370,7 @@ impl CallEngine {
         self.active += 1;
         self.stats.attempted += 1;
         self.stats.peak_concurrent = self.stats.peak_concurrent.max(self.active as u64);
+        self.drain_invite(slot, None, now);
         self.after_input(slot, now);
     }
 
@@ -630,6 +631,13 @@ impl CallEngine {
                             .and_then(|c| c.invite.as_mut())
                         {
                             let _ = tx.send_ack(ack, now);
+                            while let Some(bytes) = tx.poll_transmit() {
+                                self.out.push_back(Transmit {
+                                    socket: Socket::Sip,
+                                    to: self.settings.target,
+                                    data: bytes,
+                                });
+                            }
                         }
                     }
                     self.fail(slot, format!("invite_{status}"));
@@ -985,15 +993,24 @@ impl CallEngine {
                     packets[0] = Some(Payload::Silence);
                 }
             }
+            // The tick on which the key is complete at the far end: the
+            // INFO, the last tone frame, or the end packets.
+            let complete_tick = match mode {
+                DtmfMode::Info => 0,
+                DtmfMode::Inband => TONE_FRAMES - 1,
+                DtmfMode::Rfc4733 => TONE_FRAMES,
+            };
+            if tick == complete_tick && call.digit_index + 1 == n_digits {
+                // The last key: from here on the outcome may come; the
+                // remaining off-time is sent as plain silence.
+                call.digits_done = Some(now);
+                call.phase = Phase::AwaitOutcome;
+                call.phase_deadline = Some(now + self.settings.outcome_wait);
+            }
             call.digit_tick += 1;
             if call.digit_tick >= 2 * TONE_FRAMES {
                 call.digit_tick = 0;
                 call.digit_index += 1;
-                if call.digit_index >= n_digits {
-                    call.digits_done = Some(now);
-                    call.phase = Phase::AwaitOutcome;
-                    call.phase_deadline = Some(now + self.settings.outcome_wait);
-                }
             }
         } else {
             packets[0] = Some(Payload::Silence);
@@ -1107,4 +1124,308 @@ enum Payload {
 /// Parses a keypad string (`0-9 * # A-D`).
 pub fn parse_digits(s: &str) -> Option<Vec<Digit>> {
     s.chars().map(Digit::from_char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtmf::inband::{InBandDetector, InBandSettings};
+    use crate::dtmf::info::parse_info_body;
+    use crate::dtmf::rfc4733::parse_event;
+    use crate::media::g711::Law;
+    use rtp_rs::RtpReader;
+
+    const GW_RTP: &str = "127.0.0.1:30000";
+
+    fn settings(expect: Expect, dtmf: DtmfMode) -> CallSettings {
+        CallSettings {
+            target: "127.0.0.1:5060".parse().unwrap(),
+            local_sip: "127.0.0.1:40000".parse().unwrap(),
+            local_rtp: "127.0.0.1:40002".parse().unwrap(),
+            dialed: "15550100".into(),
+            caller: "15557000".into(),
+            expect,
+            dtmf,
+            digits: parse_digits("1234567#").unwrap(),
+            hold: Duration::from_secs(1),
+            prompt_wait: Duration::from_secs(2),
+            digit_delay: Duration::from_millis(300),
+            outcome_wait: Duration::from_secs(2),
+            timers: TimerSettings::default(),
+            run_id: 0xabc,
+        }
+    }
+
+    /// What the simulated gateway does once it has all the digits.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Answer {
+        Stay,
+        Bye,
+        Refer,
+    }
+
+    /// A gateway that answers, plays a prompt, collects digits the way
+    /// dialgate's detectors do, and then reaches `answer`.
+    struct FakeGateway {
+        answer: Answer,
+        invite: Option<Message>,
+        prompt: RtpSender,
+        next_prompt: Option<Instant>,
+        digits: String,
+        inband: InBandDetector,
+        last_event_ts: Option<u32>,
+        acked: bool,
+        outcome_sent: bool,
+        bye_received: bool,
+    }
+
+    impl FakeGateway {
+        fn new(answer: Answer) -> Self {
+            FakeGateway {
+                answer,
+                invite: None,
+                prompt: RtpSender::new(0, 101).unwrap(),
+                next_prompt: None,
+                digits: String::new(),
+                inband: InBandDetector::new(&InBandSettings::default()),
+                last_event_ts: None,
+                acked: false,
+                outcome_sent: false,
+                bye_received: false,
+            }
+        }
+
+        fn reply(&self, req: &Message, status: u16) -> Bytes {
+            ResponseBuilder::for_request(req, status, "OK")
+                .to_tag("gw")
+                .build()
+        }
+
+        fn on_sip(&mut self, data: Bytes, engine: &mut CallEngine, now: Instant) {
+            let msg = Message::parse(data).unwrap();
+            if msg.is_response() {
+                return;
+            }
+            match msg.method().unwrap() {
+                Method::Invite => {
+                    let sdp = format!(
+                        "v=0\r\no=gw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                         m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+                         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"
+                    );
+                    engine.handle_sip(&self.reply(&msg, 100), now);
+                    let ok = ResponseBuilder::for_request(&msg, 200, "OK")
+                        .to_tag("gw")
+                        .header("Contact", "<sip:15550100@127.0.0.1:5060>")
+                        .body("application/sdp", sdp.as_bytes())
+                        .build();
+                    engine.handle_sip(&ok, now);
+                    self.invite = Some(msg);
+                }
+                Method::Ack => {
+                    self.acked = true;
+                    self.next_prompt = Some(now);
+                }
+                Method::Info => {
+                    let body = parse_info_body(msg.content_type().unwrap(), msg.body()).unwrap();
+                    self.digits.push(body.digit.as_char());
+                    engine.handle_sip(&self.reply(&msg, 200), now);
+                }
+                Method::Bye => {
+                    self.bye_received = true;
+                    self.next_prompt = None;
+                    engine.handle_sip(&self.reply(&msg, 200), now);
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+
+        fn on_rtp(&mut self, data: &[u8], now: Instant) {
+            let pkt = RtpReader::new(data).unwrap();
+            match pkt.payload_type() {
+                0 => self.inband.handle_g711(Law::Mu, pkt.payload(), now),
+                101 => {
+                    let ev = parse_event(pkt.payload()).unwrap();
+                    if ev.end && self.last_event_ts != Some(pkt.timestamp()) {
+                        self.last_event_ts = Some(pkt.timestamp());
+                        self.digits.push(ev.digit().unwrap().as_char());
+                    }
+                }
+                pt => panic!("unexpected PT {pt}"),
+            }
+            while let Some(d) = self.inband.poll_digit() {
+                self.digits.push(d.digit.as_char());
+            }
+        }
+
+        /// In-dialog request from the gateway (BYE or REFER).
+        fn request(&self, method: Method) -> Bytes {
+            let inv = self.invite.as_ref().unwrap();
+            let mut b = RequestBuilder::new(method.clone(), "sip:load@127.0.0.1:40000")
+                .via("UDP", "127.0.0.1:5060", "z9hG4bKgw1")
+                .header("From", format_args!("{};tag=gw", inv.header(HeaderName::To).unwrap()))
+                .header("To", inv.header(HeaderName::From).unwrap())
+                .header("Call-ID", inv.call_id().unwrap())
+                .header("CSeq", format_args!("1 {method}"));
+            if method == Method::Refer {
+                b = b.header("Refer-To", "<sip:bridge@127.0.0.1>");
+            }
+            b.build()
+        }
+
+        fn tick(&mut self, engine: &mut CallEngine, now: Instant) {
+            if let Some(t) = self.next_prompt {
+                if t <= now {
+                    let mut buf = [0u8; MAX_PACKET_LEN];
+                    let len = self.prompt.build_audio(&[0x7f; 160], &mut buf).unwrap();
+                    engine.handle_rtp(&buf[..len], GW_RTP.parse().unwrap(), now);
+                    self.next_prompt = Some(t + PTIME);
+                }
+            }
+            if self.digits.len() == 8 && !self.outcome_sent {
+                self.outcome_sent = true;
+                match self.answer {
+                    Answer::Stay => {}
+                    Answer::Bye => {
+                        self.next_prompt = None;
+                        engine.handle_sip(&self.request(Method::Bye), now);
+                    }
+                    Answer::Refer => engine.handle_sip(&self.request(Method::Refer), now),
+                }
+            }
+        }
+    }
+
+    /// Runs one call against the fake gateway on a fake clock.
+    fn run(expect: Expect, dtmf: DtmfMode, answer: Answer) -> (CallStats, FakeGateway) {
+        let t0 = Instant::now();
+        let mut engine = CallEngine::new(settings(expect, dtmf), Arc::new(ToneTable::new()));
+        let mut gw = FakeGateway::new(answer);
+        let mut now = t0;
+        engine.start_call(now);
+        for _ in 0..100_000 {
+            while let Some(t) = engine.poll_transmit() {
+                match t.socket {
+                    Socket::Sip => gw.on_sip(t.data, &mut engine, now),
+                    Socket::Rtp => gw.on_rtp(&t.data, now),
+                }
+            }
+            gw.tick(&mut engine, now);
+            if engine.active() == 0 && engine.poll_transmit().is_none() {
+                break;
+            }
+            let mut next = engine.poll_timeout().unwrap_or(now + PTIME);
+            if let Some(p) = gw.next_prompt {
+                next = next.min(p);
+            }
+            now = next.max(now);
+            engine.handle_timeout(now);
+        }
+        assert_eq!(engine.active(), 0, "call still running");
+        (engine.finish("unfinished"), gw)
+    }
+
+    #[test]
+    fn answered_call_holds_and_hangs_up() {
+        let (s, gw) = run(Expect::Answered, DtmfMode::Rfc4733, Answer::Stay);
+        assert_eq!((s.attempted, s.succeeded), (1, 1), "{:?}", s.failed);
+        assert!(gw.acked && gw.bye_received);
+        assert_eq!(gw.digits, "", "no digits when only answering");
+        // One second of hold at 20 ms, give or take the first tick.
+        assert!((49..=52).contains(&s.rtp_sent), "{}", s.rtp_sent);
+        assert!(s.rtp_received >= 49);
+        assert_eq!(s.rtp_lost, 0);
+        assert_eq!(s.setup.count(), 1);
+    }
+
+    #[test]
+    fn rfc4733_digits_then_refused() {
+        let (s, gw) = run(Expect::Refused, DtmfMode::Rfc4733, Answer::Bye);
+        assert_eq!(gw.digits, "1234567#");
+        assert_eq!(s.succeeded, 1, "{:?}", s.failed);
+        assert_eq!(s.digits_to_outcome.count(), 1);
+        assert!(!gw.bye_received, "the gateway hung up, we must not");
+    }
+
+    #[test]
+    fn inband_digits_then_joined() {
+        let (s, gw) = run(Expect::Joined, DtmfMode::Inband, Answer::Stay);
+        assert_eq!(gw.digits, "1234567#");
+        assert_eq!(s.succeeded, 1, "{:?}", s.failed);
+        assert!(gw.bye_received);
+        assert_eq!(s.calls_with_media, 1);
+    }
+
+    #[test]
+    fn info_digits_then_transferred() {
+        let (s, gw) = run(Expect::Transferred, DtmfMode::Info, Answer::Refer);
+        assert_eq!(gw.digits, "1234567#");
+        assert_eq!(s.succeeded, 1, "{:?}", s.failed);
+        assert!(gw.bye_received, "after REFER the caller hangs up");
+    }
+
+    #[test]
+    fn wrong_outcome_is_a_failure() {
+        let (s, _) = run(Expect::Joined, DtmfMode::Rfc4733, Answer::Bye);
+        assert_eq!(s.failed.get("outcome_refused"), Some(&1));
+        let (s, _) = run(Expect::Refused, DtmfMode::Rfc4733, Answer::Stay);
+        assert_eq!(s.failed.get("no_outcome"), Some(&1));
+    }
+
+    #[test]
+    fn rejected_invite_is_acked_and_counted() {
+        let t0 = Instant::now();
+        let mut engine = CallEngine::new(
+            settings(Expect::Answered, DtmfMode::Rfc4733),
+            Arc::new(ToneTable::new()),
+        );
+        engine.start_call(t0);
+        let invite = engine.poll_transmit().unwrap();
+        let msg = Message::parse(invite.data).unwrap();
+        let resp = ResponseBuilder::for_request(&msg, 404, "Not Found")
+            .to_tag("x")
+            .build();
+        engine.handle_sip(&resp, t0);
+        let ack = Message::parse(engine.poll_transmit().unwrap().data).unwrap();
+        assert_eq!(ack.method(), Some(&Method::Ack));
+        assert_eq!(ack.to().unwrap().tag, Some("x"));
+        assert_eq!(engine.active(), 0);
+        assert_eq!(engine.stats().failed.get("invite_404"), Some(&1));
+    }
+
+    #[test]
+    fn unanswered_invite_times_out_after_64_t1() {
+        let t0 = Instant::now();
+        let mut engine = CallEngine::new(
+            settings(Expect::Answered, DtmfMode::Rfc4733),
+            Arc::new(ToneTable::new()),
+        );
+        engine.start_call(t0);
+        let mut sent = 0;
+        while engine.active() > 0 {
+            while engine.poll_transmit().is_some() {
+                sent += 1;
+            }
+            let next = engine.poll_timeout().unwrap();
+            engine.handle_timeout(next);
+        }
+        assert_eq!(engine.stats().failed.get("invite_timeout"), Some(&1));
+        assert_eq!(sent, 7, "INVITE plus six Timer A retransmissions");
+    }
+
+    #[test]
+    fn garbage_and_foreign_messages_are_stray() {
+        let mut engine = CallEngine::new(
+            settings(Expect::Answered, DtmfMode::Rfc4733),
+            Arc::new(ToneTable::new()),
+        );
+        let now = Instant::now();
+        engine.handle_sip(b"\xff\xfe", now);
+        engine.handle_sip(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nCall-ID: 1-2-3@dialgate-load\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nContent-Length: 0\r\n\r\n",
+            now,
+        );
+        engine.handle_rtp(b"\x80", "127.0.0.1:1".parse().unwrap(), now);
+        assert_eq!(engine.stats().stray, 2);
+    }
 }
