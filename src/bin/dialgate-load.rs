@@ -370,7 +370,7 @@ fn report_stateless(args: &Args, target: SocketAddr, s: &StatelessStats, t: &Tim
             "timeouts": s.timeouts,
             "stray": s.stray,
             "send_errors": s.send_errors,
-            "achieved_rate": per_second(s.sent, t.start_phase),
+            "achieved_rate": per_second(s.sent.saturating_sub(1), t.start_phase),
             "answered_rate": per_second(s.answered, t.start_phase),
             "latency": lat_json(&s.latency),
             "elapsed_s": t.total.as_secs_f64(),
@@ -388,7 +388,7 @@ fn report_stateless(args: &Args, target: SocketAddr, s: &StatelessStats, t: &Tim
         println!(
             "  rate: target {:.0}/s  achieved {:.0}/s  answered {:.0}/s",
             args.rate,
-            per_second(s.sent, t.start_phase),
+            per_second(s.sent.saturating_sub(1), t.start_phase),
             per_second(s.answered, t.start_phase)
         );
         println!("  latency: {}", lat_text(&s.latency));
@@ -421,7 +421,7 @@ fn report_calls(args: &Args, target: SocketAddr, s: &CallStats, t: &Timing) -> b
             "succeeded": s.succeeded,
             "failed": s.failed,
             "peak_concurrent": s.peak_concurrent,
-            "achieved_cps": per_second(s.attempted, t.start_phase),
+            "achieved_cps": per_second(s.attempted.saturating_sub(1), t.start_phase),
             "setup_latency": lat_json(&s.setup),
             "digits_to_outcome_latency": lat_json(&s.digits_to_outcome),
             "rtp": {
@@ -454,7 +454,7 @@ fn report_calls(args: &Args, target: SocketAddr, s: &CallStats, t: &Timing) -> b
         println!(
             "  calls/s: target {:.1}  achieved {:.1}",
             args.rate,
-            per_second(s.attempted, t.start_phase)
+            per_second(s.attempted.saturating_sub(1), t.start_phase)
         );
         println!("  setup (INVITE→200): {}", lat_text(&s.setup));
         println!("  digits→outcome:     {}", lat_text(&s.digits_to_outcome));
