@@ -33,6 +33,18 @@ pub struct Config {
     pub dial_in_numbers: Vec<DialInNumber>,
     /// Carriers allowed to send INVITEs, by source address.
     pub trunks: Vec<Trunk>,
+    /// RTP media, prompts and the pacer.
+    pub media: crate::media::MediaSettings,
+    /// DTMF detection.
+    pub dtmf: crate::dtmf::DtmfSettings,
+    /// The auto attendant: digit collection, attempts, guessing defence.
+    pub ivr: crate::ivr::IvrSettings,
+    /// The embedded conference bridge.
+    pub bridge: crate::bridge::BridgeSettings,
+    /// The admin HTTP API.
+    pub admin: crate::admin::AdminSettings,
+    /// Email notices to organizers.
+    pub notify: crate::notify::NotifySettings,
 }
 
 /// SIP front end settings (`[sip]`).
@@ -663,6 +675,12 @@ impl Config {
                 ));
             }
         }
+        p.extend(self.media.validate());
+        p.extend(self.dtmf.validate());
+        p.extend(self.ivr.validate());
+        p.extend(self.bridge.validate());
+        p.extend(self.admin.validate());
+        p.extend(self.notify.validate());
         if self.trunks.is_empty() && !sip.allow_any_source {
             p.push("trunks: no trunk is configured and sip.allow_any_source is false, so every call would be refused".into());
         }

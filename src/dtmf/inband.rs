@@ -2,28 +2,34 @@
 //! ETSI ES 201 235-3 receiver limits.
 //!
 //! # Design
-//! Audio is cut into blocks of [`BLOCK_LEN`] samples (12.75 ms). Per block:
-//! - Goertzel filters on the eight DTMF frequencies, the second harmonics of
-//!   the four high-group tones, and the total energy;
+//! The analysis window is [`WINDOW_LEN`] samples (12.75 ms) and advances by
+//! [`HOP_LEN`] (half a window, 6.4 ms). Goertzel filters run once per sample
+//! over each half window; a window's complex filter outputs are the sum of
+//! its two halves', so the overlap costs nothing. Per window:
+//! - Goertzel filters on the eight DTMF frequencies and their second
+//!   harmonics, and the total energy;
 //! - the strongest low-group (row) and high-group (column) tones must each be
 //!   above the minimum level, within the twist limits, and together hold most
-//!   of the block's energy (speech and music spread theirs);
-//! - the column tone's second harmonic must be weak (voices and instruments
-//!   have harmonics, DTMF generators do not);
+//!   of the window's energy (speech and music spread theirs);
+//! - the second harmonics must be weak (voices and instruments have
+//!   harmonics, DTMF generators do not);
 //! - both tones' frequencies are measured from the phase advance between two
-//!   Hann-windowed sub-windows of the block, and must lie within
-//!   2.5 % + 1 Hz of nominal: between the Q.24 "must accept" ±(1.5 % + 2 Hz)
-//!   and "must reject" ±3.5 %, which a 102-point filter's bandwidth alone
-//!   cannot separate.
+//!   Hann-windowed sub-windows, and must lie within 2.5 % + 1 Hz of nominal:
+//!   between the Q.24 "must accept" ±(1.5 % + 2 Hz) and "must reject" ±3.5 %,
+//!   which a 102-point filter's bandwidth alone cannot separate;
+//! - the tones must be steady: same level in both sub-windows, and the same
+//!   measured frequencies as in the previous window (a voice or instrument
+//!   matching a key glides; a keypad's oscillator does not).
 //!
-//! A digit is reported after [`BLOCKS_TO_DETECT`] consecutive blocks that
-//! pass every test (≥ 25.5 ms of tone: any 40 ms tone has two whole blocks, a
-//! 20 ms tone never has two blocks that are ≥ 65 % tone). It is released after
-//! [`BLOCKS_TO_RELEASE`] consecutive blocks without it (any 40 ms pause
-//! yields three, a 20 ms pause at most two); a held digit only needs the
-//! energy tests, so a brief dropout or a block straddling a gap edge does
-//! not split it. A new digit can only start once the previous one is
-//! released.
+//! A digit is reported after [`WINDOWS_TO_DETECT`] consecutive windows that
+//! pass every test (32 ms of tone). Any 40 ms tone contains four whole
+//! windows; four consecutive windows span 255 samples, so a 20 ms tone (160
+//! samples) fills at most 53 % of one of them, far below the share needed.
+//! The digit is released after [`WINDOWS_TO_RELEASE`] consecutive windows
+//! less than about half tone: a 40 ms pause makes at least six, a 20 ms pause
+//! at most four. A held digit only needs the energy tests, so a window
+//! straddling a short dropout does not split it. A new digit can only start
+//! once the previous one is released.
 //!
 //! No allocation on the sample path; one detector per call direction.
 
@@ -37,12 +43,14 @@ use std::time::Instant;
 
 /// Sample rate the detector expects.
 pub const SAMPLE_RATE: u32 = 8000;
-/// Samples per analysis block (12.75 ms).
-pub const BLOCK_LEN: usize = 102;
-/// Consecutive fully valid blocks before a digit is reported.
-pub const BLOCKS_TO_DETECT: u8 = 2;
-/// Consecutive blocks without the held digit before it is released.
-pub const BLOCKS_TO_RELEASE: u8 = 3;
+/// Samples per analysis window (12.75 ms).
+pub const WINDOW_LEN: usize = 102;
+/// Samples between the starts of successive windows (6.4 ms).
+pub const HOP_LEN: usize = WINDOW_LEN / 2;
+/// Consecutive fully valid windows before a digit is reported.
+pub const WINDOWS_TO_DETECT: u8 = 4;
+/// Consecutive windows without the held digit before it is released.
+pub const WINDOWS_TO_RELEASE: u8 = 5;
 
 /// Low-group (row) frequencies, Hz.
 pub const ROW_FREQS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
@@ -79,23 +87,21 @@ const HARMONIC_BASE: usize = 8;
 const DBM0_REF_POWER: f32 = 22_706.0 * 22_706.0 / 2.0;
 
 /// Row + column power (as measured) must be at least this share of the
-/// block's power for a held digit to continue. For a tone filling part of a
-/// block the share is the filled part (times up to 1.7 dB filter loss for a
-/// tone at the tolerance edge): a 20 ms pause (160 samples) leaves at most
-/// two blocks under 72 % tone (share ≥ 0.6), a 40 ms pause at least three
-/// blocks, one of them at most 43 % tone.
+/// window's power for a held digit to continue. For a tone filling part of a
+/// window the share is about the filled part (times up to 1.7 dB filter loss
+/// for a tone at the tolerance edge): windows with more than ~40 samples of
+/// pause fail, which a 20 ms pause causes in at most four consecutive windows
+/// and a 40 ms pause in at least six.
 const HOLD_TONE_SHARE: f32 = 0.5;
 
 /// Share (after undoing the filter loss of an off-centre tone) needed for a
-/// block to count towards a new digit.
-const DETECT_TONE_SHARE: f32 = 0.85;
+/// window to count towards a new digit. Clean tones measure 0.95–1; clipped
+/// 0 dBm0 pairs and 15 dB SNR noise lower that a little.
+const DETECT_TONE_SHARE: f32 = 0.8;
 
-/// A block counting towards a new digit must hold steady tones: each tone's
-/// power in the two sub-windows within this ratio (±1.5 dB). A block only
-/// partly filled with tone fails unless ≥ 81 % filled, so two such blocks
-/// need more than the 160 samples of a 20 ms tone; any 40 ms tone has two
-/// blocks full of tone.
-const MAX_SUBWINDOW_RATIO: f32 = 1.41;
+/// A window counting towards a new digit must hold steady tones: each tone's
+/// power in the two sub-windows within this ratio (±3 dB).
+const MAX_SUBWINDOW_RATIO: f32 = 2.0;
 
 /// A tone's second harmonic must be this far (power ratio) below it (-12 dB).
 const MAX_HARMONIC_RATIO: f32 = 0.063;
@@ -104,18 +110,26 @@ const MAX_HARMONIC_RATIO: f32 = 0.063;
 /// column tone is this close to it, as the column would leak into its filter.
 const ROW_HARMONIC_CLEARANCE_HZ: f32 = 150.0;
 
-/// Frequency offsets beyond this are not trusted for the level correction.
-const MAX_CORRECTED_OFFSET_HZ: f32 = 45.0;
+/// The level correction for an off-centre tone covers offsets up to the
+/// Q.24 must-accept tolerance, ±(1.5 % + 2 Hz), and no further: a larger
+/// correction would mostly inflate the share of speech that happens to
+/// straddle a key frequency.
+const CORRECTED_OFFSET_REL: f32 = 0.015;
+const CORRECTED_OFFSET_ABS: f32 = 2.0;
+
+/// Before correction, the two tones must already hold this share of the
+/// window (a tone at the tolerance edge loses up to 1.7 dB in the filter).
+const DETECT_RAW_TONE_SHARE: f32 = 0.7;
 
 /// Frequency acceptance: |deviation| ≤ 2.5 % of nominal + 1 Hz.
 const FREQ_TOL_REL: f32 = 0.025;
 const FREQ_TOL_ABS: f32 = 1.0;
 
-/// Sub-window length and hop for the frequency measurement; the two windows
-/// cover the block. A 38-sample hop measures offsets up to ±105 Hz
-/// unambiguously, beyond the passband of the block filters.
+/// Sub-window length and hop for the frequency measurement; the two
+/// sub-windows cover the window. A 38-sample hop measures offsets up to
+/// ±105 Hz unambiguously, beyond the passband of the window filters.
 const SUB_LEN: usize = 64;
-const SUB_HOP: usize = BLOCK_LEN - SUB_LEN;
+const SUB_HOP: usize = WINDOW_LEN - SUB_LEN;
 
 /// Settings of the in-band receiver (`[dtmf.inband]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,6 +146,10 @@ pub struct InBandSettings {
     /// How much louder the high-group tone may be than the low-group one, dB
     /// (default 6: Q.24 needs 4 plus a 2 dB measurement allowance).
     pub max_high_louder_db: f32,
+    /// Also detect the fourth-column keys A–D (default false). Telephones
+    /// have no such keys and the auto attendant has no use for them, while
+    /// the 1633 Hz column is where voices most often imitate a key.
+    pub extended_keys: bool,
 }
 
 impl Default for InBandSettings {
@@ -141,6 +159,7 @@ impl Default for InBandSettings {
             min_level_dbm0: -42.0,
             max_low_louder_db: 10.0,
             max_high_louder_db: 6.0,
+            extended_keys: false,
         }
     }
 }
@@ -175,6 +194,11 @@ impl InBandSettings {
 struct Tables {
     /// Goertzel coefficients 2·cos(ω).
     coef: [f32; FILTERS],
+    /// cos(ω) and sin(ω), to turn the Goertzel state into a complex output.
+    cos_w: [f32; FILTERS],
+    sin_w: [f32; FILTERS],
+    /// e^{-jω·HOP_LEN}: aligns the second half's output with the first's.
+    half_rot: [(f32, f32); FILTERS],
     /// Hann-windowed cos/sin of the 8 DTMF frequencies over a sub-window.
     sub_cos: [[f32; SUB_LEN]; 8],
     sub_sin: [[f32; SUB_LEN]; 8],
@@ -185,7 +209,6 @@ struct Tables {
 fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
     TABLES.get_or_init(|| {
-        let fs = SAMPLE_RATE as f32;
         let mut freqs = [0f32; FILTERS];
         for (i, f) in ROW_FREQS.iter().chain(COL_FREQS.iter()).enumerate() {
             freqs[i] = *f;
@@ -195,12 +218,20 @@ fn tables() -> &'static Tables {
         }
         let mut t = Tables {
             coef: [0.0; FILTERS],
+            cos_w: [0.0; FILTERS],
+            sin_w: [0.0; FILTERS],
+            half_rot: [(0.0, 0.0); FILTERS],
             sub_cos: [[0.0; SUB_LEN]; 8],
             sub_sin: [[0.0; SUB_LEN]; 8],
             hop_rot: [(0.0, 0.0); 8],
         };
-        for (c, f) in t.coef.iter_mut().zip(freqs) {
-            *c = 2.0 * (2.0 * PI * f / fs).cos();
+        for (k, f) in freqs.iter().enumerate() {
+            let w = 2.0 * std::f64::consts::PI * f64::from(*f) / f64::from(SAMPLE_RATE);
+            t.coef[k] = (2.0 * w.cos()) as f32;
+            t.cos_w[k] = w.cos() as f32;
+            t.sin_w[k] = w.sin() as f32;
+            let h = w * HOP_LEN as f64;
+            t.half_rot[k] = (h.cos() as f32, -h.sin() as f32);
         }
         let tones = freqs
             .iter()
@@ -223,53 +254,112 @@ fn tables() -> &'static Tables {
     })
 }
 
-/// Per-block measurements, exposed for diagnostics and tuning.
+/// Per-window measurements.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct BlockAnalysis {
+struct WindowAnalysis {
     /// Estimated power of each row tone, in the units of `total_power`.
-    pub row_power: [f32; 4],
+    row_power: [f32; 4],
     /// Estimated power of each column tone.
-    pub col_power: [f32; 4],
+    col_power: [f32; 4],
     /// Estimated power at each column tone's second harmonic.
-    pub col_harmonic_power: [f32; 4],
+    col_harmonic_power: [f32; 4],
     /// Estimated power at each row tone's second harmonic.
-    pub row_harmonic_power: [f32; 4],
-    /// Mean power of the block (mean square sample value).
-    pub total_power: f32,
+    row_harmonic_power: [f32; 4],
+    /// Mean power of the window (mean square sample value).
+    total_power: f32,
 }
 
-/// What one block says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What one window says.
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Verdict {
     /// Nothing DTMF-like.
     None,
     /// Passes the energy tests only: enough to hold a digit already detected.
     Holds(Digit),
     /// Passes every test: counts towards detecting a new digit.
-    Valid(Digit),
+    Valid {
+        digit: Digit,
+        /// Measured row and column offsets from nominal, Hz.
+        offsets: [f32; 2],
+    },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A run of consecutive valid windows for one key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Run {
+    digit: Digit,
+    /// Offsets measured in the run's first window.
+    first: [f32; 2],
+    /// Offsets measured in the run's last window.
+    offsets: [f32; 2],
+    windows: u8,
+}
+
+/// Frequencies of a real key press are crystal-steady; a voice or an
+/// instrument that happens to match a key drifts.
+/// Consecutive valid windows must agree to within this many Hz plus
+/// [`STEADY_REL`] of nominal.
+const STEADY_ABS_HZ: f32 = 300.0;
+const STEADY_REL: f32 = 0.005;
+
+impl Run {
+    /// The run after one more window.
+    fn extend(run: Option<Run>, verdict: Verdict) -> Option<Run> {
+        let Verdict::Valid { digit, offsets } = verdict else {
+            return None;
+        };
+        match run {
+            Some(r) if r.digit == digit && r.steady_with(offsets) => Some(Run {
+                offsets,
+                windows: r.windows.saturating_add(1),
+                ..r
+            }),
+            _ => Some(Run {
+                digit,
+                first: offsets,
+                offsets,
+                windows: 1,
+            }),
+        }
+    }
+
+    /// Whether a window's offsets agree with both the run's last window and
+    /// its first (a slow glide passes the first test, not the second).
+    fn steady_with(&self, offsets: [f32; 2]) -> bool {
+        let (row, col) = digit_frequencies(self.digit);
+        let close = |a: [f32; 2]| {
+            (a[0] - offsets[0]).abs() <= STEADY_ABS_HZ + STEADY_REL * row
+                && (a[1] - offsets[1]).abs() <= STEADY_ABS_HZ + STEADY_REL * col
+        };
+        close(self.offsets) && close(self.first)
+    }
+
+    fn complete(run: Option<Run>) -> Option<Digit> {
+        run.filter(|r| r.windows >= WINDOWS_TO_DETECT)
+            .map(|r| r.digit)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum State {
-    /// No digit held; `candidate` has been valid for `hits` blocks in a row.
-    Idle { candidate: Option<Digit>, hits: u8 },
-    /// `digit` was reported and is still sounding (missing for `misses` blocks).
-    /// A different digit valid meanwhile is tracked as `next`.
+    /// No digit held; `run` counts the valid windows so far.
+    Idle { run: Option<Run> },
+    /// `digit` was reported and is still sounding (missing for `misses`
+    /// windows). A different key valid meanwhile is tracked as `next`.
     Held {
         digit: Digit,
         misses: u8,
-        next: Option<Digit>,
-        next_hits: u8,
+        next: Option<Run>,
     },
 }
 
 /// Counters for monitoring; they never affect detection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InBandStats {
-    /// Blocks analysed.
-    pub blocks: u64,
-    /// Blocks that passed every test.
-    pub valid_blocks: u64,
+    /// Windows analysed.
+    pub windows: u64,
+    /// Windows that passed every test.
+    pub valid_windows: u64,
     /// Digits reported.
     pub digits: u64,
 }
@@ -282,9 +372,18 @@ pub struct InBandStats {
 /// about 26–38 ms after the tone starts, each once per key press.
 #[derive(Clone, Debug)]
 pub struct InBandDetector {
-    block: [f32; BLOCK_LEN],
+    /// The current window: previous half, then the half being filled.
+    window: [f32; WINDOW_LEN],
+    /// Samples in the half being filled.
     fill: usize,
+    /// Goertzel state over the half being filled.
+    s1: [f32; FILTERS],
+    s2: [f32; FILTERS],
+    energy: f32,
+    /// Complex filter outputs and energy of the previous half, once there is one.
+    prev_half: Option<HalfOutput>,
     min_power: f32,
+    extended_keys: bool,
     max_low_over_high: f32,
     max_high_over_low: f32,
     state: State,
@@ -306,18 +405,20 @@ impl InBandDetector {
     /// A detector with the given settings (the `enabled` flag is for the
     /// caller: a constructed detector always runs).
     pub fn new(settings: &InBandSettings) -> Self {
-        // Warm the shared tables here rather than on the first block.
+        // Warm the shared tables here rather than on the first window.
         let _ = tables();
         InBandDetector {
-            block: [0.0; BLOCK_LEN],
+            window: [0.0; WINDOW_LEN],
             fill: 0,
+            s1: [0.0; FILTERS],
+            s2: [0.0; FILTERS],
+            energy: 0.0,
+            prev_half: None,
             min_power: DBM0_REF_POWER * db_to_power_ratio(settings.min_level_dbm0),
+            extended_keys: settings.extended_keys,
             max_low_over_high: db_to_power_ratio(settings.max_low_louder_db),
             max_high_over_low: db_to_power_ratio(settings.max_high_louder_db),
-            state: State::Idle {
-                candidate: None,
-                hits: 0,
-            },
+            state: State::Idle { run: None },
             out: VecDeque::with_capacity(4),
             stats: InBandStats::default(),
         }
@@ -362,71 +463,77 @@ impl InBandDetector {
     /// Drops buffered audio, state and undrained digits (e.g. on a stream change).
     pub fn reset(&mut self) {
         self.fill = 0;
-        self.state = State::Idle {
-            candidate: None,
-            hits: 0,
-        };
+        self.s1 = [0.0; FILTERS];
+        self.s2 = [0.0; FILTERS];
+        self.energy = 0.0;
+        self.prev_half = None;
+        self.state = State::Idle { run: None };
         self.out.clear();
     }
 
     fn feed<T: Copy>(&mut self, input: &[T], now: Instant, to_f32: impl Fn(T) -> f32) {
+        let coef = tables().coef;
         let mut rest = input;
         while !rest.is_empty() {
-            let take = (BLOCK_LEN - self.fill).min(rest.len());
+            let take = (HOP_LEN - self.fill).min(rest.len());
             let (head, tail) = rest.split_at(take);
-            if let Some(dst) = self.block.get_mut(self.fill..self.fill + take) {
-                for (d, s) in dst.iter_mut().zip(head) {
-                    *d = to_f32(*s);
+            let start = HOP_LEN + self.fill;
+            // Locals so the filter loop stays in registers and vectorises.
+            let (mut s1, mut s2, mut energy) = (self.s1, self.s2, self.energy);
+            if let Some(dst) = self.window.get_mut(start..start + take) {
+                for (d, raw) in dst.iter_mut().zip(head) {
+                    let x = to_f32(*raw);
+                    *d = x;
+                    energy += x * x;
+                    for k in 0..FILTERS {
+                        let s0 = x + coef[k] * s1[k] - s2[k];
+                        s2[k] = s1[k];
+                        s1[k] = s0;
+                    }
                 }
             }
+            (self.s1, self.s2, self.energy) = (s1, s2, energy);
             self.fill += take;
             rest = tail;
-            if self.fill >= BLOCK_LEN {
-                self.fill = 0;
-                let verdict = self.classify_block();
-                self.advance(verdict, now);
+            if self.fill >= HOP_LEN {
+                self.finish_half(now);
             }
         }
     }
 
-    /// Goertzel energies and total power of the current block.
-    fn analyse(&self) -> BlockAnalysis {
+    /// Closes the half being filled: analyses the window it completes, then
+    /// makes it the first half of the next window.
+    fn finish_half(&mut self, now: Instant) {
         let t = tables();
-        let coef = t.coef;
-        let mut s1 = [0f32; FILTERS];
-        let mut s2 = [0f32; FILTERS];
-        let mut energy = 0f32;
-        for &x in &self.block {
-            energy += x * x;
-            // Fixed-size lanes: the compiler turns this into vector code.
-            for k in 0..FILTERS {
-                let s0 = x + coef[k] * s1[k] - s2[k];
-                s2[k] = s1[k];
-                s1[k] = s0;
-            }
-        }
-        // |X|² from the Goertzel state, scaled to the power of a sine (A²/2).
-        let scale = 2.0 / (BLOCK_LEN * BLOCK_LEN) as f32;
-        let mut p = [0f32; FILTERS];
+        let mut half = HalfOutput {
+            re: [0.0; FILTERS],
+            im: [0.0; FILTERS],
+            energy: self.energy,
+        };
         for k in 0..FILTERS {
-            p[k] = (s1[k] * s1[k] + s2[k] * s2[k] - coef[k] * s1[k] * s2[k]) * scale;
+            // y = s1 − e^{−jω}·s2 is the half's DFT times a fixed phase factor.
+            half.re[k] = self.s1[k] - t.cos_w[k] * self.s2[k];
+            half.im[k] = t.sin_w[k] * self.s2[k];
         }
-        BlockAnalysis {
-            row_power: [p[0], p[1], p[2], p[3]],
-            col_power: [p[4], p[5], p[6], p[7]],
-            col_harmonic_power: [p[8], p[9], p[10], p[11]],
-            row_harmonic_power: [p[12], p[13], p[14], p[15]],
-            total_power: energy / BLOCK_LEN as f32,
+        if let Some(prev) = self.prev_half {
+            let a = analyse_window(&prev, &half);
+            let verdict = self.classify(&a);
+            self.advance(verdict, now);
         }
+        self.prev_half = Some(half);
+        self.window.copy_within(HOP_LEN.., 0);
+        self.s1 = [0.0; FILTERS];
+        self.s2 = [0.0; FILTERS];
+        self.energy = 0.0;
+        self.fill = 0;
     }
 
-    fn classify_block(&mut self) -> Verdict {
-        self.stats.blocks += 1;
-        let a = self.analyse();
+    fn classify(&mut self, a: &WindowAnalysis) -> Verdict {
+        self.stats.windows += 1;
         let (row, pr) = strongest(&a.row_power);
         let (col, pc) = strongest(&a.col_power);
         let share = (pr + pc) / a.total_power.max(f32::MIN_POSITIVE);
-        // Cheap gate: most blocks of speech, music and silence stop here.
+        // Cheap gate: most windows of speech, music and silence stop here.
         if pr < 0.5 * self.min_power || pc < 0.5 * self.min_power || share < HOLD_TONE_SHARE {
             return Verdict::None;
         }
@@ -435,12 +542,12 @@ impl InBandDetector {
         let m_col = self.measure_tone(4 + col);
         let freq_ok = m_row.offset_hz.abs() <= FREQ_TOL_REL * f_row + FREQ_TOL_ABS
             && m_col.offset_hz.abs() <= FREQ_TOL_REL * f_col + FREQ_TOL_ABS;
-        // For a tone within tolerance, undo the block filter's loss off its
+        // For a tone within tolerance, undo the window filter's loss off its
         // centre frequency, so it measures like a nominal one.
         let (pr, pc) = if freq_ok {
             (
-                pr / filter_gain(m_row.offset_hz),
-                pc / filter_gain(m_col.offset_hz),
+                pr / filter_gain(m_row.offset_hz, f_row),
+                pc / filter_gain(m_col.offset_hz, f_col),
             )
         } else {
             (pr, pc)
@@ -453,6 +560,9 @@ impl InBandDetector {
             return Verdict::None;
         }
         let digit = KEYPAD[row][col];
+        if !self.extended_keys && col == 3 {
+            return Verdict::None;
+        }
         let corrected_share = (pr + pc) / a.total_power.max(f32::MIN_POSITIVE);
         let col_harmonic_ok = a.col_harmonic_power[col] <= pc * MAX_HARMONIC_RATIO;
         let row_harmonic_ok = (2.0 * f_row - f_col).abs() < ROW_HARMONIC_CLEARANCE_HZ
@@ -461,11 +571,15 @@ impl InBandDetector {
             && m_row.steady
             && m_col.steady
             && corrected_share >= DETECT_TONE_SHARE
+            && share >= DETECT_RAW_TONE_SHARE
             && col_harmonic_ok
             && row_harmonic_ok
         {
-            self.stats.valid_blocks += 1;
-            Verdict::Valid(digit)
+            self.stats.valid_windows += 1;
+            Verdict::Valid {
+                digit,
+                offsets: [m_row.offset_hz, m_col.offset_hz],
+            }
         } else {
             Verdict::Holds(digit)
         }
@@ -473,7 +587,7 @@ impl InBandDetector {
 
     /// Measures tone `k` (0–7) in two Hann-windowed sub-windows: how far it
     /// is off nominal (from the phase advance between them) and whether its
-    /// level is steady across the block.
+    /// level is steady across the window.
     fn measure_tone(&self, k: usize) -> ToneMeasure {
         let t = tables();
         let (Some(cos), Some(sin), Some(&(rc, rs))) =
@@ -485,8 +599,8 @@ impl InBandDetector {
             };
         };
         let (mut ar, mut ai, mut br, mut bi) = (0f32, 0f32, 0f32, 0f32);
-        let first = self.block.iter().take(SUB_LEN);
-        let second = self.block.iter().skip(SUB_HOP);
+        let first = self.window.iter().take(SUB_LEN);
+        let second = self.window.iter().skip(SUB_HOP);
         for (((xa, xb), c), s) in first.zip(second).zip(cos).zip(sin) {
             ar += xa * c;
             ai -= xa * s;
@@ -510,81 +624,57 @@ impl InBandDetector {
 
     fn advance(&mut self, verdict: Verdict, now: Instant) {
         self.state = match self.state {
-            State::Idle { candidate, hits } => match verdict {
-                Verdict::Valid(d) => {
-                    let hits = if candidate == Some(d) { hits + 1 } else { 1 };
-                    if hits >= BLOCKS_TO_DETECT {
-                        self.emit(d, now);
-                        State::Held {
-                            digit: d,
-                            misses: 0,
-                            next: None,
-                            next_hits: 0,
-                        }
-                    } else {
-                        State::Idle {
-                            candidate: Some(d),
-                            hits,
-                        }
-                    }
+            State::Idle { run } => {
+                let run = Run::extend(run, verdict);
+                match Run::complete(run) {
+                    Some(d) => self.start_digit(d, now),
+                    None => State::Idle { run },
                 }
-                Verdict::Holds(_) | Verdict::None => State::Idle {
-                    candidate: None,
-                    hits: 0,
-                },
-            },
+            }
             State::Held {
                 digit,
                 misses,
                 next,
-                next_hits,
             } => {
-                let present =
-                    matches!(verdict, Verdict::Valid(d) | Verdict::Holds(d) if d == digit);
+                let present = match verdict {
+                    Verdict::Valid { digit: d, .. } | Verdict::Holds(d) => d == digit,
+                    Verdict::None => false,
+                };
                 if present {
                     State::Held {
                         digit,
                         misses: 0,
                         next: None,
-                        next_hits: 0,
                     }
                 } else {
-                    let (next, next_hits) = match verdict {
-                        Verdict::Valid(d) if next == Some(d) => (next, next_hits.saturating_add(1)),
-                        Verdict::Valid(d) => (Some(d), 1),
-                        _ => (None, 0),
-                    };
+                    let next = Run::extend(next, verdict);
                     let misses = misses + 1;
-                    if misses < BLOCKS_TO_RELEASE {
+                    if misses < WINDOWS_TO_RELEASE {
                         State::Held {
                             digit,
                             misses,
                             next,
-                            next_hits,
                         }
                     } else {
-                        // Released. A different key that has already been
-                        // valid long enough (no pause between keys) is
-                        // reported now.
-                        match next {
-                            Some(d) if next_hits >= BLOCKS_TO_DETECT => {
-                                self.emit(d, now);
-                                State::Held {
-                                    digit: d,
-                                    misses: 0,
-                                    next: None,
-                                    next_hits: 0,
-                                }
-                            }
-                            _ => State::Idle {
-                                candidate: next,
-                                hits: next_hits,
-                            },
+                        // Released. A different key already valid long
+                        // enough (no pause between keys) is reported now.
+                        match Run::complete(next) {
+                            Some(d) => self.start_digit(d, now),
+                            None => State::Idle { run: next },
                         }
                     }
                 }
             }
         };
+    }
+
+    fn start_digit(&mut self, digit: Digit, now: Instant) -> State {
+        self.emit(digit, now);
+        State::Held {
+            digit,
+            misses: 0,
+            next: None,
+        }
     }
 
     fn emit(&mut self, digit: Digit, now: Instant) {
@@ -597,20 +687,49 @@ impl InBandDetector {
     }
 }
 
+/// Complex Goertzel outputs of one half window.
+#[derive(Clone, Copy, Debug)]
+struct HalfOutput {
+    re: [f32; FILTERS],
+    im: [f32; FILTERS],
+    energy: f32,
+}
+
+/// Tone powers of the window made of halves `a` then `b`:
+/// X = Y_a + e^{−jω·HOP_LEN}·Y_b, scaled to the power of a sine (A²/2).
+fn analyse_window(a: &HalfOutput, b: &HalfOutput) -> WindowAnalysis {
+    let t = tables();
+    let scale = 2.0 / (WINDOW_LEN * WINDOW_LEN) as f32;
+    let mut p = [0f32; FILTERS];
+    for (k, out) in p.iter_mut().enumerate() {
+        let (c, s) = t.half_rot[k];
+        let re = a.re[k] + b.re[k] * c - b.im[k] * s;
+        let im = a.im[k] + b.re[k] * s + b.im[k] * c;
+        *out = (re * re + im * im) * scale;
+    }
+    WindowAnalysis {
+        row_power: [p[0], p[1], p[2], p[3]],
+        col_power: [p[4], p[5], p[6], p[7]],
+        col_harmonic_power: [p[8], p[9], p[10], p[11]],
+        row_harmonic_power: [p[12], p[13], p[14], p[15]],
+        total_power: (a.energy + b.energy) / WINDOW_LEN as f32,
+    }
+}
+
 /// What the sub-window analysis says about one tone.
 #[derive(Clone, Copy, Debug)]
 struct ToneMeasure {
     /// Measured minus nominal frequency.
     offset_hz: f32,
-    /// Same level (±1.5 dB) in both sub-windows.
+    /// Same level (±3 dB) in both sub-windows.
     steady: bool,
 }
 
-/// Power gain of a [`BLOCK_LEN`]-point Goertzel filter for a tone `offset_hz`
+/// Power gain of a [`WINDOW_LEN`]-point Goertzel filter for a tone `offset_hz`
 /// from its centre: sinc² of the offset in bins.
-fn filter_gain(offset_hz: f32) -> f32 {
-    let x =
-        PI * offset_hz.abs().min(MAX_CORRECTED_OFFSET_HZ) * BLOCK_LEN as f32 / SAMPLE_RATE as f32;
+fn filter_gain(offset_hz: f32, nominal: f32) -> f32 {
+    let limit = CORRECTED_OFFSET_REL * nominal + CORRECTED_OFFSET_ABS;
+    let x = PI * offset_hz.abs().min(limit) * WINDOW_LEN as f32 / SAMPLE_RATE as f32;
     if x < 1e-4 {
         1.0
     } else {

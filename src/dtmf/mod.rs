@@ -16,7 +16,27 @@ pub mod inband;
 pub mod info;
 pub mod rfc4733;
 
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
+
+/// DTMF settings (`[dtmf]`), grouping the detectors' own sections.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DtmfSettings {
+    /// `[dtmf.inband]`: the in-band tone receiver.
+    pub inband: inband::InBandSettings,
+    /// `[dtmf.dedupe]`: merging one key press sent by two methods.
+    pub dedupe: dedupe::DedupeSettings,
+}
+
+impl DtmfSettings {
+    /// Problems with the settings, each naming its key; empty when valid.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = self.inband.validate();
+        problems.extend(self.dedupe.validate());
+        problems
+    }
+}
 
 /// A DTMF key (RFC 4733 §3.2 event codes 0–15).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,5 +157,17 @@ mod tests {
         assert_eq!(Digit::from_char('b'), Some(Digit::B));
         assert_eq!(Digit::D7.decimal(), Some(7));
         assert_eq!(Digit::Pound.decimal(), None);
+    }
+
+    #[test]
+    fn settings_from_toml() {
+        let s: DtmfSettings =
+            toml::from_str("[inband]\nmin_level_dbm0 = -40.0\n[dedupe]\nwindow_ms = 80\n").unwrap();
+        assert_eq!(s.dedupe.window_ms, 80);
+        assert!(!s.inband.extended_keys);
+        assert!(s.validate().is_empty());
+        assert!(toml::from_str::<DtmfSettings>("[inband]\nbogus = 1\n").is_err());
+        let bad: DtmfSettings = toml::from_str("[dedupe]\nwindow_ms = 9000\n").unwrap();
+        assert_eq!(bad.validate().len(), 1);
     }
 }

@@ -115,15 +115,23 @@ fn detect_with(samples: &[i16], chunk: usize, settings: &InBandSettings) -> Vec<
         }
     }
     // Trailing silence flushes the last block and releases any held digit.
-    det.handle_samples(&[0; 4 * BLOCK_LEN], t0);
+    det.handle_samples(&[0; 4 * WINDOW_LEN], t0);
     while let Some(e) = det.poll_digit() {
         out.push(e.digit);
     }
     out
 }
 
+/// The Q.24 suite covers all sixteen keys, so A–D are switched on.
+fn all_keys() -> InBandSettings {
+    InBandSettings {
+        extended_keys: true,
+        ..InBandSettings::default()
+    }
+}
+
 fn detect(samples: &[i16]) -> Vec<Digit> {
-    detect_with(samples, 160, &InBandSettings::default())
+    detect_with(samples, 160, &all_keys())
 }
 
 fn key_string(d: &[Digit]) -> String {
@@ -154,11 +162,11 @@ fn chunk_size_does_not_matter() {
         tape.key(d, -12.0, 45.0).silence(45.0);
     }
     let s = codec(&tape.x, Some(Law::Mu));
-    let reference = detect_with(&s, 160, &InBandSettings::default());
+    let reference = detect_with(&s, 160, &all_keys());
     assert_eq!(reference, Digit::ALL.to_vec());
     for chunk in [1, 7, 80, 102, 103, 333, 4096] {
         assert_eq!(
-            detect_with(&s, chunk, &InBandSettings::default()),
+            detect_with(&s, chunk, &all_keys()),
             reference,
             "chunk {chunk}"
         );
@@ -175,7 +183,7 @@ fn g711_input_matches_linear_input() {
         let lin: Vec<i16> = tape.x.iter().map(|v| v.round() as i16).collect();
         let mut coded = vec![0u8; lin.len()];
         law.encode(&lin, &mut coded);
-        let mut det = InBandDetector::default();
+        let mut det = InBandDetector::new(&all_keys());
         let t0 = Instant::now();
         let mut got = Vec::new();
         for c in coded.chunks(160) {
@@ -305,7 +313,7 @@ fn tones_below_the_minimum_level_are_ignored() {
 #[test]
 fn tone_of_20_ms_is_never_detected() {
     for level in [0.0, -10.0, -30.0] {
-        for offset in (0..BLOCK_LEN).step_by(3) {
+        for offset in (0..WINDOW_LEN).step_by(3) {
             for d in [Digit::D1, Digit::D5, Digit::D9, Digit::D] {
                 let mut tape = Tape::default();
                 tape.silence_samples(200 + offset)
@@ -324,7 +332,7 @@ fn tone_of_20_ms_is_never_detected() {
 #[test]
 fn tone_of_40_ms_is_always_detected() {
     for level in [0.0, -10.0, -30.0, -35.0] {
-        for offset in (0..BLOCK_LEN).step_by(3) {
+        for offset in (0..WINDOW_LEN).step_by(3) {
             for d in [Digit::D2, Digit::D6, Digit::Star, Digit::A] {
                 let mut tape = Tape::default();
                 tape.silence_samples(200 + offset)
@@ -332,6 +340,40 @@ fn tone_of_40_ms_is_always_detected() {
                     .silence(60.0);
                 let got = detect(&codec(&tape.x, Some(Law::Mu)));
                 assert_eq!(got, vec![d], "{d} at {level} dBm0, offset {offset}");
+            }
+        }
+    }
+}
+
+#[test]
+fn duration_limits_hold_at_the_frequency_tolerance_edges() {
+    // 20 ms never, 40 ms always, with one tone off by ±(1.5 % + 2 Hz).
+    for k in 0..8 {
+        for sign in [-1.0, 1.0] {
+            for level in [0.0, -35.0] {
+                for offset in (0..WINDOW_LEN).step_by(9) {
+                    let mut r = f64::from(ROW_FREQS[k % 4]);
+                    let mut c = f64::from(COL_FREQS[(k + 1) % 4]);
+                    let moved = if k < 4 {
+                        &mut r
+                    } else {
+                        c = f64::from(COL_FREQS[k - 4]);
+                        &mut c
+                    };
+                    *moved = *moved * (1.0 + sign * 0.015) + sign * 2.0;
+                    for (ms, want) in [(20.0, 0), (40.0, 1)] {
+                        let mut tape = Tape::default();
+                        tape.silence_samples(200 + offset)
+                            .dual(r, c, level, level, ms)
+                            .silence(60.0);
+                        let got = detect(&codec(&tape.x, Some(Law::Mu)));
+                        assert_eq!(
+                            got.len(),
+                            want,
+                            "{r:.1}+{c:.1} Hz {ms} ms {level} dBm0 offset {offset}"
+                        );
+                    }
+                }
             }
         }
     }
@@ -353,7 +395,7 @@ fn tone_gap_tone(d: Digit, level: f64, offset: usize, gap: usize) -> Vec<i16> {
 #[test]
 fn gap_of_20_ms_does_not_split_a_digit() {
     for level in [0.0, -10.0, -30.0] {
-        for offset in (0..BLOCK_LEN).step_by(3) {
+        for offset in (0..WINDOW_LEN).step_by(3) {
             for d in [Digit::D0, Digit::D7, Digit::Pound] {
                 let got = detect(&tone_gap_tone(d, level, offset, samples_for(20.0)));
                 assert_eq!(got, vec![d], "{d} at {level} dBm0, offset {offset}");
@@ -365,7 +407,7 @@ fn gap_of_20_ms_does_not_split_a_digit() {
 #[test]
 fn gap_of_40_ms_splits_digits() {
     for level in [0.0, -10.0, -30.0] {
-        for offset in (0..BLOCK_LEN).step_by(3) {
+        for offset in (0..WINDOW_LEN).step_by(3) {
             for d in [Digit::D0, Digit::D7, Digit::Pound] {
                 let got = detect(&tone_gap_tone(d, level, offset, samples_for(40.0)));
                 assert_eq!(got, vec![d, d], "{d} at {level} dBm0, offset {offset}");
@@ -464,6 +506,18 @@ fn reset_drops_state() {
 }
 
 #[test]
+fn keys_a_to_d_only_when_enabled() {
+    let mut tape = Tape::default();
+    for d in Digit::ALL {
+        tape.key(d, -10.0, 60.0).silence(60.0);
+    }
+    let s = codec(&tape.x, Some(Law::Mu));
+    let default = detect_with(&s, 160, &InBandSettings::default());
+    assert_eq!(key_string(&default), "0123456789*#");
+    assert_eq!(detect_with(&s, 160, &all_keys()), Digit::ALL.to_vec());
+}
+
+#[test]
 fn settings_defaults_and_validation() {
     let s = InBandSettings::default();
     assert!(s.validate().is_empty());
@@ -472,6 +526,7 @@ fn settings_defaults_and_validation() {
         min_level_dbm0: -20.0,
         max_low_louder_db: 4.0,
         max_high_louder_db: 2.0,
+        extended_keys: false,
     };
     let problems = bad.validate();
     assert_eq!(problems.len(), 3);
@@ -550,16 +605,18 @@ fn synthetic_speech(seconds: f64, seed: u64) -> Vec<f64> {
             let mut h = 1.0;
             while h * f0 < 3600.0 {
                 let f = h * f0;
+                // Formant resonances (half-power half-width 60 Hz) on a
+                // glottal source falling 6 dB per octave.
                 let env: f64 = formants
                     .iter()
                     .zip([1.0, 0.6, 0.3])
-                    .map(|(fc, w)| w / (1.0 + ((f - fc) / 70.0).powi(2)))
+                    .map(|(fc, w)| w / (1.0 + ((f - fc) / 60.0).powi(2)))
                     .sum();
-                s += env * (h * phase).sin();
+                s += (0.15 + env) / h * (h * phase).sin();
                 h += 1.0;
             }
             let loud = (PI * u).sin();
-            out.push(8000.0 * loud * s);
+            out.push(12000.0 * loud * s);
             i += 1;
         }
         for _ in 0..pause {
