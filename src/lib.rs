@@ -16,6 +16,8 @@
 //! ivr/          the auto attendant call flow, digit collection, guessing defence
 //! directory/    ConferenceId, the lock-free index, durable store, service rules
 //! admin/        HTTP admin API and its CLI client
+//! server        the SIP server shell: listeners, the driver loop around the
+//!               user agent core, per-call RTP sockets, graceful shutdown
 //! ```
 //!
 //! Every protocol core is sans-IO: input in, actions out, `now` passed in.

@@ -122,7 +122,8 @@ impl Server {
             tracing::info!(%transport, %addr, "SIP listening");
         }
         // Only transports hold senders: the driver sees the end of input
-        // once they are gone.
+        // once they are gone. It keeps a weak one for outgoing connections.
+        let weak_to_driver = to_driver.downgrade();
         drop(to_driver);
         let ports = BoundPorts::new(pool, settings.rtp_bind_address);
         let ua = UserAgent::new(settings.ua.clone(), Box::new(ports));
@@ -133,6 +134,8 @@ impl Server {
             from_transports,
             udp_sockets,
             tcp_writers: HashMap::new(),
+            to_driver: weak_to_driver,
+            tcp_limits: settings.tcp.clone(),
             stats: stats.clone(),
             grace: settings.shutdown_grace,
         };
@@ -195,13 +198,22 @@ impl ServerHandle {
     }
 }
 
-/// Runs the server until `shutdown` completes, then drains gracefully.
+/// Runs the server until `shutdown` completes, then drains gracefully:
+/// new calls get 503, running calls get the configured grace period, then
+/// BYE. Returns once every call has ended. Fails if a listener cannot be
+/// bound, or if the server stops before `shutdown` completes.
 pub async fn run(
     config: crate::config::Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let handle = Server::start(&config).await?;
-    shutdown.await;
+    let mut handle = Server::start(&config).await?;
+    tokio::select! {
+        _ = shutdown => {}
+        ended = &mut handle.join => {
+            ended.context("SIP driver task failed")??;
+            anyhow::bail!("SIP server stopped unexpectedly");
+        }
+    }
     tracing::info!("shutdown requested, draining calls");
     handle.shutdown();
     handle.join().await
@@ -212,6 +224,8 @@ struct Driver {
     from_transports: mpsc::Receiver<Inbound>,
     udp_sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp_writers: HashMap<ConnId, mpsc::Sender<Bytes>>,
+    to_driver: mpsc::WeakSender<Inbound>,
+    tcp_limits: TcpLimits,
     stats: Arc<Mutex<ServerStats>>,
     grace: Duration,
 }
@@ -341,7 +355,15 @@ impl Driver {
                         }
                     }
                     None => {
-                        tracing::debug!(remote = %transmit.remote, "TCP connection gone, message dropped");
+                        // The connection is gone: open a new one (§18.1.1).
+                        if let Some(to_driver) = self.to_driver.upgrade() {
+                            tokio::spawn(tcp::connect_and_serve(
+                                transmit.remote,
+                                transmit.bytes,
+                                to_driver,
+                                self.tcp_limits.clone(),
+                            ));
+                        }
                     }
                 }
             }

@@ -359,3 +359,97 @@ async fn shutdown_refuses_new_calls_then_byes_running_ones_and_stops() {
         .expect("server stops after draining")
         .unwrap();
 }
+
+#[tokio::test]
+async fn full_call_over_ipv6_when_available() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    }
+    let mut c = config();
+    c.sip.listen = vec![
+        ListenSpec {
+            transport: Transport::Udp,
+            addr: "[::1]:0".parse().unwrap(),
+        },
+        ListenSpec {
+            transport: Transport::Tcp,
+            addr: "[::1]:0".parse().unwrap(),
+        },
+    ];
+    c.rtp.bind_address = "::1".parse().unwrap();
+    let h = start_with(ServerSettings::from_config(&c)).await;
+    let mut client = SipClient::udp6(udp_addr(&h)).await;
+    let sdp = full_call(&mut client).await;
+    assert!(sdp.contains("IN IP6 ::1"), "{sdp}");
+    let mut client = SipClient::tcp(tcp_addr(&h)).await;
+    full_call(&mut client).await;
+    assert!(
+        wait_for(&h, |s| s.active_calls == 0
+            && s.rtp_ports_available == s.rtp_ports_capacity)
+        .await
+    );
+}
+
+#[tokio::test]
+async fn our_bye_opens_a_new_tcp_connection_when_the_callers_is_gone() {
+    let h = start().await;
+    // The caller's Contact is a listener of its own.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = SipClient::tcp(tcp_addr(&h)).await;
+    let mut call = CallBuilder::new(&client, "15550100");
+    call.contact = listener.local_addr().unwrap();
+    client.send(&call.invite(Some(&offer_sdp(30_000)))).await;
+    let ok = client.final_response("INVITE").await;
+    let tag = ok.to_tag().unwrap();
+    client.send(&call.in_dialog("ACK", &tag, None)).await;
+    assert!(wait_for(&h, |s| s.active_calls == 1).await);
+    drop(client);
+
+    // Shutdown: after the grace period the call gets a BYE, over a new
+    // connection to the Contact address.
+    h.shutdown();
+    let (stream, _) = tokio::time::timeout(RECV_TIMEOUT, listener.accept())
+        .await
+        .expect("the server connects for its BYE")
+        .unwrap();
+    let mut back = SipClient::from_stream(stream);
+    let bye = back.request("BYE").await;
+    assert_eq!(bye.to_tag().as_deref(), Some(call.from_tag.as_str()));
+    back.send(&ok_for(&bye)).await;
+    tokio::time::timeout(Duration::from_secs(10), h.join())
+        .await
+        .expect("server stops after draining")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn lost_ack_ends_the_call_with_bye() {
+    // Short timers so 64·T1 passes quickly; nothing here asserts a duration.
+    let mut c = config();
+    c.sip.timers.t1 = Duration::from_millis(10);
+    c.sip.timers.t2 = Duration::from_millis(40);
+    c.sip.timers.t4 = Duration::from_millis(50);
+    let h = start_with(ServerSettings::from_config(&c)).await;
+    let mut client = SipClient::udp(udp_addr(&h)).await;
+    let call = CallBuilder::new(&client, "15550100");
+    client.send(&call.invite(Some(&offer_sdp(30_000)))).await;
+    // The 200 is retransmitted while no ACK comes, then a BYE follows.
+    let mut oks = 0;
+    let bye = loop {
+        let m = client.recv().await;
+        if m.status() == Some(200) {
+            oks += 1;
+        }
+        if m.method() == Some("BYE") {
+            break m;
+        }
+    };
+    assert!(oks >= 2, "the 2xx is retransmitted until the ACK");
+    client.send(&ok_for(&bye)).await;
+    assert!(
+        wait_for(&h, |s| s.active_calls == 0
+            && s.rtp_ports_available == s.rtp_ports_capacity)
+        .await
+    );
+}

@@ -177,3 +177,91 @@ fn format_name_addr(uri: &str, params: &str) -> String {
         format!("<{uri}>;{params}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn invite() -> Message {
+        let text = "INVITE sip:15550100@192.0.2.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bK-1\r\n\
+Record-Route: <sip:proxy1.example.net;lr>, <sip:proxy2.example.net;lr>\r\n\
+Max-Forwards: 70\r\n\
+From: \"Caller\" <sip:+14255550123@carrier.example.net>;tag=abc\r\n\
+To: <sip:15550100@192.0.2.1>\r\n\
+Call-ID: dlg-1@carrier\r\n\
+CSeq: 7 INVITE\r\n\
+Contact: <sip:caller@192.0.2.20:5060>\r\n\
+Content-Length: 0\r\n\r\n";
+        Message::parse(Bytes::from(text)).unwrap()
+    }
+
+    #[test]
+    fn uas_dialog_takes_tags_route_set_and_target_from_the_invite() {
+        let d = Dialog::new_uas(&invite(), "local1").unwrap();
+        assert_eq!(d.id.call_id, "dlg-1@carrier");
+        assert_eq!(d.id.local_tag, "local1");
+        assert_eq!(d.id.remote_tag, "abc");
+        assert_eq!(d.remote_target, "sip:caller@192.0.2.20:5060");
+        assert_eq!(d.route_set.len(), 2);
+        assert!(d.route_set[0].contains("proxy1"));
+        assert_eq!(d.next_hop_uri(), "sip:proxy1.example.net;lr");
+        assert_eq!(d.remote_cseq, 7);
+    }
+
+    #[test]
+    fn lower_cseq_is_refused_but_ack_and_cancel_are_not_checked() {
+        let mut d = Dialog::new_uas(&invite(), "l").unwrap();
+        assert!(d.check_remote_cseq(&Method::Bye, 8).is_ok());
+        assert_eq!(
+            d.check_remote_cseq(&Method::Info, 6),
+            Err(CSeqOutOfOrder { got: 6, last: 8 })
+        );
+        assert!(d.check_remote_cseq(&Method::Ack, 7).is_ok());
+        assert!(d.check_remote_cseq(&Method::Cancel, 1).is_ok());
+    }
+
+    #[test]
+    fn requests_carry_route_set_tags_and_rising_cseq() {
+        let mut d = Dialog::new_uas(&invite(), "local1").unwrap();
+        let bye = d.build_request(
+            Method::Bye,
+            "UDP",
+            "192.0.2.1:5060",
+            "z9hG4bK-x",
+            "dialgate",
+        );
+        let bye = Message::parse(bye).unwrap();
+        assert_eq!(bye.request_uri(), "sip:caller@192.0.2.20:5060");
+        assert_eq!(bye.routes().count(), 2);
+        assert_eq!(bye.from().unwrap().tag, Some("local1"));
+        assert_eq!(bye.to().unwrap().tag, Some("abc"));
+        assert_eq!(bye.cseq().unwrap().seq, 1);
+        let again = d.build_request(
+            Method::Bye,
+            "UDP",
+            "192.0.2.1:5060",
+            "z9hG4bK-y",
+            "dialgate",
+        );
+        assert_eq!(Message::parse(again).unwrap().cseq().unwrap().seq, 2);
+    }
+
+    #[test]
+    fn a_missing_from_tag_or_contact_is_an_error() {
+        let text = String::from_utf8(invite().as_bytes().to_vec()).unwrap();
+        let no_tag = text.replace(";tag=abc", "");
+        let m = Message::parse(Bytes::from(no_tag)).unwrap();
+        assert_eq!(
+            Dialog::new_uas(&m, "l").unwrap_err(),
+            DialogError::MissingFromTag
+        );
+        let no_contact = text.replace("Contact: <sip:caller@192.0.2.20:5060>\r\n", "");
+        let m = Message::parse(Bytes::from(no_contact)).unwrap();
+        assert_eq!(
+            Dialog::new_uas(&m, "l").unwrap_err(),
+            DialogError::MissingContact
+        );
+    }
+}

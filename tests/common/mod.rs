@@ -133,6 +133,30 @@ impl SipClient {
         }
     }
 
+    pub async fn udp6(server: SocketAddr) -> SipClient {
+        let socket = UdpSocket::bind("[::1]:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        SipClient {
+            link: Link::Udp(socket),
+            server,
+            local,
+        }
+    }
+
+    /// Wraps an accepted connection (the server connected to us).
+    pub fn from_stream(stream: TcpStream) -> SipClient {
+        let local = stream.local_addr().unwrap();
+        let server = stream.peer_addr().unwrap();
+        SipClient {
+            link: Link::Tcp {
+                stream,
+                buf: Vec::new(),
+            },
+            server,
+            local,
+        }
+    }
+
     pub async fn tcp(server: SocketAddr) -> SipClient {
         let stream = TcpStream::connect(server).await.unwrap();
         let local = stream.local_addr().unwrap();
@@ -283,6 +307,8 @@ pub struct CallBuilder {
     pub transport: &'static str,
     pub invite_branch: String,
     pub cseq: u32,
+    /// Address put in Contact (defaults to the client's own).
+    pub contact: SocketAddr,
     next_branch: u32,
 }
 
@@ -298,6 +324,7 @@ impl CallBuilder {
             transport: client.transport(),
             invite_branch: format!("z9hG4bK-inv-{unique}"),
             cseq: 1,
+            contact: client.local,
             next_branch: 0,
         }
     }
@@ -324,7 +351,7 @@ impl CallBuilder {
         format!(
             "INVITE sip:{num}@{srv} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
              From: \"Test Caller\" <sip:14255550123@{loc}>;tag={ft}\r\nTo: <sip:{num}@{srv}>\r\n\
-             Call-ID: {cid}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{loc};transport={tl}>\r\n\
+             Call-ID: {cid}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{contact};transport={tl}>\r\n\
              {ctype}Content-Length: {len}\r\n\r\n{body}",
             num = self.number,
             srv = self.server,
@@ -333,6 +360,7 @@ impl CallBuilder {
             ft = self.from_tag,
             cid = self.call_id,
             tl = self.transport.to_ascii_lowercase(),
+            contact = self.contact,
             len = body.len(),
         )
     }
@@ -384,7 +412,7 @@ impl CallBuilder {
         format!(
             "{method} sip:{num}@{srv} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
              From: \"Test Caller\" <sip:14255550123@{loc}>;tag={ft}\r\nTo: <sip:{num}@{srv}>;tag={to_tag}\r\n\
-             Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{loc};transport={tl}>\r\n\
+             Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{contact};transport={tl}>\r\n\
              {ctype}Content-Length: {len}\r\n\r\n{body_text}",
             num = self.number,
             srv = self.server,
@@ -393,6 +421,7 @@ impl CallBuilder {
             ft = self.from_tag,
             cid = self.call_id,
             tl = self.transport.to_ascii_lowercase(),
+            contact = self.contact,
             len = body_text.len(),
         )
     }

@@ -5,7 +5,8 @@
 #
 # Builds dialgate, starts `dialgate serve` with dialgate-interop.toml,
 # runs the SIPp UAC scenario (50 calls, 10/s, 20 at once) over UDP and then
-# over TCP, and fails unless every call succeeds. Then stops the daemon
+# over TCP, and the hold/resume scenario over UDP, and fails unless every
+# call succeeds. Then stops the daemon
 # with SIGTERM and checks that it exits 0. Needs sipp (Debian: sip-tester).
 # DIALGATE_CMD overrides the daemon command line.
 set -euo pipefail
@@ -49,20 +50,22 @@ done
 
 status=0
 run_sipp() {
-    local transport="$1"
-    echo "== SIPp over $transport: $calls calls"
-    (cd "$work" && timeout 120 sipp -sf "$here/uac_call.xml" -s 15550100 \
-        -m "$calls" -r 10 -l 20 -t "$transport" -p 0 -i 127.0.0.1 \
+    local scenario="$1" transport="$2" count="$3"
+    local out="$work/sipp-$scenario-$transport.out"
+    echo "== SIPp $scenario over $transport: $count calls"
+    (cd "$work" && timeout 120 sipp -sf "$here/$scenario.xml" -s 15550100 \
+        -m "$count" -r 10 -l 20 -t "$transport" -p 0 -i 127.0.0.1 \
         -trace_err -timeout 60s -timeout_error -nostdin \
-        "127.0.0.1:$port" >"$work/sipp-$transport.out" 2>&1) || {
-        echo "SIPp over $transport FAILED"; status=1
-        tail -40 "$work/sipp-$transport.out" || true
+        "127.0.0.1:$port" >"$out" 2>&1) || {
+        echo "SIPp $scenario over $transport FAILED"; status=1
+        tail -40 "$out" || true
         cat "$work"/*_errors.log 2>/dev/null | head -60 || true
     }
-    grep -E "Successful call|Failed call" "$work/sipp-$transport.out" | tail -2 || true
+    grep -E "Successful call|Failed call" "$out" | tail -2 || true
 }
-run_sipp u1
-run_sipp t1
+run_sipp uac_call u1 "$calls"
+run_sipp uac_call t1 "$calls"
+run_sipp uac_hold u1 10
 
 echo "== stopping the daemon with SIGTERM"
 kill -TERM "$daemon_pid"

@@ -96,11 +96,43 @@ pub async fn accept_loop(
         let to_driver = to_driver.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
-            serve_connection(stream, local, remote, conn, to_driver, limits).await;
+            serve_connection(stream, local, remote, conn, to_driver, limits, None).await;
             drop(permit);
         });
     }
 }
+
+/// Opens a connection to `remote` to send `first` (a request whose
+/// original connection is gone, §18.1.1), then serves it like an accepted
+/// one so the response comes back.
+pub async fn connect_and_serve(
+    remote: SocketAddr,
+    first: Bytes,
+    to_driver: mpsc::Sender<Inbound>,
+    limits: TcpLimits,
+) {
+    let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await;
+    let stream = match connect {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "TCP connect failed, message dropped");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "TCP connect timed out, message dropped");
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
+    serve_connection(stream, local, remote, conn, to_driver, limits, Some(first)).await;
+}
+
+/// How long an outgoing TCP connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn serve_connection(
     stream: TcpStream,
@@ -109,6 +141,7 @@ async fn serve_connection(
     conn: ConnId,
     to_driver: mpsc::Sender<Inbound>,
     limits: TcpLimits,
+    first: Option<Bytes>,
 ) {
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
@@ -124,6 +157,11 @@ async fn serve_connection(
         return;
     }
     let write_task = tokio::spawn(async move {
+        if let Some(first) = first {
+            if writer.write_all(&first).await.is_err() {
+                return;
+            }
+        }
         while let Some(bytes) = rx.recv().await {
             if writer.write_all(&bytes).await.is_err() {
                 break;

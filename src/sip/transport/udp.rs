@@ -13,6 +13,9 @@ use super::{Inbound, Transport};
 /// then fails to parse.
 const MAX_DATAGRAM: usize = 65_535;
 
+/// Requested socket receive buffer, bytes.
+const RECV_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Binds a UDP socket for SIP.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
     let socket = socket2::Socket::new(
@@ -24,6 +27,9 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
         // Keep IPv4 and IPv6 listeners independent, as configured.
         socket.set_only_v6(true)?;
     }
+    // A larger receive buffer rides out bursts (a trunk failing over
+    // sends many INVITEs at once); best effort, the OS may cap it.
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     let std_socket: std::net::UdpSocket = socket.into();

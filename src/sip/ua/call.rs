@@ -58,13 +58,11 @@ pub(super) struct Call {
 }
 
 impl Call {
-    /// Where our in-dialog requests go: over the INVITE's connection for
-    /// TCP; for UDP the next hop's address when it is an IP literal, else
-    /// the address the INVITE came from.
+    /// Where our in-dialog requests go: the next hop's address when it is
+    /// an IP literal, else the address the INVITE came from. Over TCP the
+    /// INVITE's connection is used while it lasts; the shell connects to
+    /// that address when it is gone.
     pub(super) fn request_flow(&self) -> Flow {
-        if self.flow.transport == Transport::Tcp {
-            return self.flow;
-        }
         let hop = Uri::parse(self.dialog.next_hop_uri()).ok().and_then(|u| {
             let ip = u.host.as_ref().and_then(|h| h.ip())?;
             Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
@@ -467,7 +465,9 @@ impl UserAgent {
             }
             Method::Options => {
                 let bytes = respond::simple(&request, 200, "OK", None, &self.settings, |b| {
-                    b.header("Allow", ALLOW).header("Accept", ACCEPT)
+                    b.header("Allow", ALLOW)
+                        .header("Accept", ACCEPT)
+                        .header("Supported", "")
                 });
                 self.send_on_tx(id, 200, bytes, now);
             }

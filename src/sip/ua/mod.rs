@@ -447,7 +447,7 @@ impl UserAgent {
                     }
                     ctx.scheduled = None;
                     ctx.tx.handle_timeout(now);
-                    self.drive_client_tx(id, now);
+                    self.drive_client_tx(id);
                 }
                 Wake::Call(key) => {
                     let Some(c) = self.calls.get(&key) else {
@@ -554,7 +554,7 @@ impl UserAgent {
                 tracing::debug!(error = %e, "response refused by its transaction");
             }
         }
-        self.drive_client_tx(id, now);
+        self.drive_client_tx(id);
     }
 
     fn route_request(&mut self, msg: Message, flow: Flow, now: Instant) {
@@ -574,7 +574,7 @@ impl UserAgent {
                 return;
             }
         };
-        let key = server_key(&msg, &via, flow.transport);
+        let key = server_key(&msg, &via);
 
         // 1. An existing server transaction: a retransmission, or the ACK
         //    of a non-2xx final response (§17.2.1, §17.2.3).
@@ -764,8 +764,7 @@ impl UserAgent {
         }
     }
 
-    fn drive_client_tx(&mut self, id: TxId, now: Instant) {
-        let _ = now;
+    fn drive_client_tx(&mut self, id: TxId) {
         let mut events = Vec::new();
         let Some(ctx) = self.client_txs.get_mut(&id) else {
             return;
@@ -985,7 +984,7 @@ impl UserAgent {
                 scheduled: None,
             },
         );
-        self.drive_client_tx(id, now);
+        self.drive_client_tx(id);
     }
 
     /// No ACK for a 2xx within 64·T1: end the call with BYE (§13.3.1.4).
@@ -1038,15 +1037,11 @@ impl UserAgent {
 }
 
 /// Builds the server transaction key of a request (§17.2.3).
-fn server_key(
-    msg: &Message,
-    via: &crate::sip::message::Via<'_>,
-    transport: Transport,
-) -> Option<ServerTransactionKey> {
+fn server_key(msg: &Message, via: &crate::sip::message::Via<'_>) -> Option<ServerTransactionKey> {
     let cseq = msg.cseq().ok()?;
-    let default_port = 5060;
-    let _ = transport;
-    let sent_by = format!("{}:{}", via.host, via.port.unwrap_or(default_port));
+    // sent-by with the default port made explicit, so `host` and
+    // `host:5060` match (§17.2.3).
+    let sent_by = format!("{}:{}", via.host, via.port.unwrap_or(5060));
     let to = msg.to().ok();
     let from = msg.from().ok();
     let top_via = msg.header_values(HeaderName::Via).next().unwrap_or("");

@@ -912,3 +912,78 @@ fn the_same_invite_over_another_path_gets_482() {
     assert_eq!(h.statuses(), vec![100, 482]);
     assert_eq!(h.ua.active_calls(), 1);
 }
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn full_invite() -> String {
+        invite("call-fuzz", "z9hG4bK-fuzz", 1, Some(OFFER))
+            .replace('\n', "\r\n")
+            .replace("\r\r\n", "\r\n")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes never panic the core, and it keeps answering.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut h = Harness::new();
+            h.ua.handle_datagram(
+                Transport::Udp,
+                LOCAL.parse().unwrap(),
+                PEER.parse().unwrap(),
+                None,
+                Bytes::from(bytes),
+                h.now,
+            );
+            while h.ua.poll_transmit().is_some() {}
+            h.send(&options("z9hG4bK-alive", 70));
+            prop_assert_eq!(h.statuses(), vec![200]);
+        }
+
+        /// A valid INVITE with bytes flipped, cut or inserted never panics
+        /// the core, never leaks a port, and the core keeps answering.
+        #[test]
+        fn mutated_invites_never_panic_or_leak(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes = full_invite().into_bytes();
+            for (at, byte, kind) in edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = at.index(bytes.len());
+                match kind {
+                    0 => bytes[i] = byte,
+                    1 => { bytes.remove(i); }
+                    _ => bytes.insert(i, byte),
+                }
+            }
+            if cut.index(4) == 0 && !bytes.is_empty() {
+                let n = cut.index(bytes.len());
+                bytes.truncate(n);
+            }
+            let mut h = Harness::new();
+            h.ua.handle_datagram(
+                Transport::Udp,
+                LOCAL.parse().unwrap(),
+                PEER.parse().unwrap(),
+                None,
+                Bytes::from(bytes),
+                h.now,
+            );
+            while h.ua.poll_transmit().is_some() {}
+            // Whatever happened, time passing ends every call and frees
+            // every port (no ACK ever comes, BYEs are never answered).
+            h.advance(Duration::from_secs(120));
+            h.sent();
+            prop_assert_eq!(h.ua.active_calls(), 0);
+            prop_assert!(h.pool_full());
+            h.send(&options("z9hG4bK-alive", 70));
+            prop_assert_eq!(h.statuses(), vec![200]);
+        }
+    }
+}
