@@ -18,6 +18,27 @@
 //! Streams (TCP/TLS) are cut into messages with [`frame_length`]; responses
 //! and requests are written with [`ResponseBuilder`] and [`RequestBuilder`].
 //!
+//! ```
+//! use bytes::Bytes;
+//! use dialgate::sip::message::{Message, ResponseBuilder};
+//!
+//! let datagram = Bytes::from_static(
+//!     b"OPTIONS sip:gw@example.com SIP/2.0\r\n\
+//!       v: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1;rport\r\n\
+//!       f: <sip:a@example.com>;tag=1\r\nt: <sip:gw@example.com>\r\n\
+//!       i: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+//! );
+//! let request = Message::parse(datagram)?;
+//! let reply = match request.validate_request() {
+//!     Ok(()) => ResponseBuilder::for_request(&request, 200, "OK").to_tag("t1"),
+//!     Err(e) => ResponseBuilder::for_request(&request, e.status_code(), e.reason_phrase()),
+//! }
+//! .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO")
+//! .build();
+//! assert!(reply.starts_with(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1"));
+//! # Ok::<(), dialgate::sip::message::ParseError>(())
+//! ```
+//!
 //! Hand-written rather than rsip 0.4: rsip cannot parse compact header forms,
 //! IPv6 in URIs and Via, `tel:` URIs, folded header lines or unknown methods,
 //! and it ignores Content-Length (so no TCP framing).
@@ -453,23 +474,18 @@ impl Message {
                     if headers.len() >= limits.max_headers {
                         return Err(ParseError::TooManyHeaders);
                     }
-                    // One pass: the token name, optional LWS, the colon.
-                    let name_len = line
-                        .iter()
-                        .position(|&b| !typed::is_token_char(b))
-                        .unwrap_or(line.len());
-                    let mut colon = name_len;
-                    while matches!(line.get(colon), Some(b' ' | b'\t')) {
-                        colon += 1;
-                    }
-                    if name_len == 0 || line.get(colon) != Some(&b':') {
+                    let colon = memchr::memchr(b':', line).ok_or(ParseError::MalformedHeader)?;
+                    let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
+                    // A known name matched exactly, so only others need the
+                    // token check.
+                    let header_name = HeaderName::parse(name);
+                    if header_name == HeaderName::Other && !is_token(name) {
                         return Err(ParseError::MalformedHeader);
                     }
-                    let (nstart, nend) = (pos, pos + name_len);
-                    let name = line.get(..name_len).unwrap_or_default();
+                    let (nstart, nend) = (pos, pos + name.len());
                     let (vstart, vend) = trim_span(bytes, pos + colon + 1, end);
                     headers.push(HeaderEntry {
-                        name: HeaderName::parse(name),
+                        name: header_name,
                         name_span: Span::new(nstart, nend),
                         value_span: Span::new(vstart, vend.max(vstart)),
                     });
@@ -479,13 +495,6 @@ impl Message {
         };
 
         let head = bytes.get(first..body_start).unwrap_or_default();
-        // A CR anywhere but before LF would let a value smuggle a line break
-        // into anything that copies it (responses copy Via, From, To ...).
-        for cr in memchr::memchr_iter(b'\r', head) {
-            if head.get(cr + 1) != Some(&b'\n') {
-                return Err(ParseError::MalformedHeader);
-            }
-        }
         // One UTF-8 check so that accessors can hand out &str.
         if std::str::from_utf8(head).is_err() {
             return Err(ParseError::NotUtf8);
@@ -712,11 +721,12 @@ impl Message {
 
     /// Top Via (RFC 3261 §20.42).
     pub fn via(&self) -> Result<Via<'_>, HeaderError> {
-        let value = self
-            .header_values(HeaderName::Via)
-            .next()
+        let line = self
+            .header(HeaderName::Via)
             .ok_or(HeaderError::Missing(HeaderName::Via))?;
-        Via::parse(value)
+        // The first value of the first line; an empty first item is malformed.
+        let first = line.get(..list_item_end(line).unwrap_or(line.len()));
+        Via::parse(first.unwrap_or(line))
     }
 
     /// All Via values in order, across lines and comma lists.
@@ -761,7 +771,7 @@ impl Message {
             .and_then(|n| u32::try_from(n).ok())
             .ok_or(bad)?;
         let method = self
-            .span_of(method.trim_start())
+            .span_of(method.trim_ascii_start())
             .and_then(|span| Method::from_shared(&self.buf, span))
             .ok_or(bad)?;
         Ok(CSeq { seq, method })
@@ -846,20 +856,26 @@ fn next_line(
     max_line_len: usize,
 ) -> Result<Option<(usize, usize)>, ParseError> {
     let rest = bytes.get(pos..).unwrap_or_default();
-    let Some(nl) = memchr::memchr(b'\n', rest) else {
+    // CR and LF in one scan: a CR must be followed by LF, because a bare CR
+    // would let a value smuggle a line break into anything that copies it
+    // (responses copy Via, From, To ...).
+    let Some(i) = memchr::memchr2(b'\r', b'\n', rest) else {
         if rest.len() > max_line_len {
             return Err(ParseError::HeaderLineTooLong);
         }
         return Ok(None);
     };
-    let mut end = nl;
-    if nl > 0 && rest.get(nl - 1) == Some(&b'\r') {
-        end = nl - 1;
-    }
+    let (end, next) = match (rest.get(i), rest.get(i + 1)) {
+        (Some(b'\n'), _) => (i, i + 1),
+        (Some(b'\r'), Some(b'\n')) => (i, i + 2),
+        // CR at the very end: the LF has not arrived.
+        (Some(b'\r'), None) => return Ok(None),
+        _ => return Err(ParseError::MalformedHeader),
+    };
     if end > max_line_len {
         return Err(ParseError::HeaderLineTooLong);
     }
-    Ok(Some((pos + end, pos + nl + 1)))
+    Ok(Some((pos + end, pos + next)))
 }
 
 /// `[start, end)` without surrounding spaces and tabs.
@@ -963,33 +979,7 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> + '_ {
     let mut rest = Some(value);
     std::iter::from_fn(move || loop {
         let s = rest?;
-        let mut quoted = false;
-        let mut escaped = false;
-        let mut angle = false;
-        let mut cut = None;
-        for (i, b) in s.bytes().enumerate() {
-            if quoted {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    quoted = false;
-                }
-                continue;
-            }
-            match b {
-                b'"' => quoted = true,
-                b'<' => angle = true,
-                b'>' => angle = false,
-                b',' if !angle => {
-                    cut = Some(i);
-                    break;
-                }
-                _ => {}
-            }
-        }
-        let item = match cut {
+        let item = match list_item_end(s) {
             Some(i) => {
                 rest = s.get(i + 1..);
                 s.get(..i).unwrap_or("")
@@ -999,9 +989,41 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> + '_ {
                 s
             }
         };
-        let item = item.trim();
+        let item = item.trim_ascii();
         if !item.is_empty() {
             return Some(item);
         }
     })
+}
+
+/// Position of the first comma outside quoted strings and `<...>`.
+fn list_item_end(s: &str) -> Option<usize> {
+    // Fast path: most values hold no quote or bracket before their comma.
+    let first = memchr::memchr3(b',', b'"', b'<', s.as_bytes())?;
+    if s.as_bytes().get(first) == Some(&b',') {
+        return Some(first);
+    }
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut angle = false;
+    for (i, b) in s.bytes().enumerate() {
+        if quoted {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                quoted = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => quoted = true,
+            b'<' => angle = true,
+            b'>' => angle = false,
+            b',' if !angle => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }

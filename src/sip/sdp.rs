@@ -148,6 +148,18 @@ pub struct RtpMap {
     pub channels: Option<u16>,
 }
 
+impl RtpMap {
+    /// A mono 8 kHz mapping, as G.711 and telephone-event use.
+    pub fn at_8khz(payload_type: u8, encoding: &str) -> RtpMap {
+        RtpMap {
+            payload_type,
+            encoding: encoding.to_string(),
+            clock_rate: 8000,
+            channels: None,
+        }
+    }
+}
+
 /// `a=fmtp` (RFC 4566 §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fmtp {
@@ -558,30 +570,15 @@ pub fn answer_offer(
     let m = offer.media.get(index).ok_or(NegotiationError::NoAudio)?;
     let remote = remote_endpoint(offer, index)?;
     let rtcp_mux = m.rtcp_mux && local.rtcp_mux;
-    let offered = if remote.hold_address && offer.direction_for(index) == Direction::SendRecv {
-        // RFC 2543 hold (c=0.0.0.0): the offerer will not receive.
-        Direction::SendOnly
-    } else {
-        offer.direction_for(index)
-    };
+    let offered = remote.direction(offer, index);
     let direction = offered.answer();
 
     let mut formats = vec![payload_type.to_string()];
-    let mut rtpmaps = vec![RtpMap {
-        payload_type,
-        encoding: codec.encoding().to_string(),
-        clock_rate: 8000,
-        channels: None,
-    }];
+    let mut rtpmaps = vec![RtpMap::at_8khz(payload_type, codec.encoding())];
     let mut fmtps = Vec::new();
     if let Some(te) = &telephone_event {
         formats.push(te.payload_type.to_string());
-        rtpmaps.push(RtpMap {
-            payload_type: te.payload_type,
-            encoding: "telephone-event".to_string(),
-            clock_rate: 8000,
-            channels: None,
-        });
+        rtpmaps.push(RtpMap::at_8khz(te.payload_type, "telephone-event"));
         fmtps.push(Fmtp {
             payload_type: te.payload_type,
             params: te.fmtp.clone().unwrap_or_else(|| "0-16".to_string()),
@@ -620,22 +617,12 @@ pub fn build_offer(local: &LocalMedia) -> SessionDescription {
     let mut rtpmaps = Vec::new();
     for codec in &local.codecs {
         formats.push(codec.payload_type().to_string());
-        rtpmaps.push(RtpMap {
-            payload_type: codec.payload_type(),
-            encoding: codec.encoding().to_string(),
-            clock_rate: 8000,
-            channels: None,
-        });
+        rtpmaps.push(RtpMap::at_8khz(codec.payload_type(), codec.encoding()));
     }
     let mut fmtps = Vec::new();
     if let Some(pt) = local.telephone_event_pt {
         formats.push(pt.to_string());
-        rtpmaps.push(RtpMap {
-            payload_type: pt,
-            encoding: "telephone-event".to_string(),
-            clock_rate: 8000,
-            channels: None,
-        });
+        rtpmaps.push(RtpMap::at_8khz(pt, "telephone-event"));
         fmtps.push(Fmtp {
             payload_type: pt,
             params: "0-16".to_string(),
@@ -688,11 +675,7 @@ pub fn accept_answer(
     let telephone_event = telephone_event(ours).and_then(|_| telephone_event(theirs));
     let remote = remote_endpoint(answer, index)?;
     let rtcp_mux = ours.rtcp_mux && theirs.rtcp_mux;
-    let answered = if remote.hold_address && answer.direction_for(index) == Direction::SendRecv {
-        Direction::SendOnly
-    } else {
-        answer.direction_for(index)
-    };
+    let answered = remote.direction(answer, index);
     let our_direction = offer.direction_for(index);
     let direction = intersect(our_direction, answered.answer());
     Ok(Negotiated {
@@ -715,6 +698,17 @@ struct RemoteEndpoint {
     rtp: Option<SocketAddr>,
     rtcp: Option<SocketAddr>,
     hold_address: bool,
+}
+
+impl RemoteEndpoint {
+    /// The peer's direction for a media section; a `sendrecv` stream at the
+    /// RFC 2543 hold address (c=0.0.0.0) means the peer will not receive.
+    fn direction(&self, sd: &SessionDescription, index: usize) -> Direction {
+        match sd.direction_for(index) {
+            Direction::SendRecv if self.hold_address => Direction::SendOnly,
+            d => d,
+        }
+    }
 }
 
 fn remote_endpoint(

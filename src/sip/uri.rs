@@ -128,12 +128,12 @@ impl<'a> Iterator for ParamIter<'a> {
             let end = find_unquoted(self.rest, b';').unwrap_or(self.rest.len());
             let (item, rest) = self.rest.split_at(end);
             self.rest = rest.get(1..).unwrap_or("");
-            let item = item.trim();
+            let item = item.trim_ascii();
             if item.is_empty() {
                 continue;
             }
-            return Some(match item.split_once('=') {
-                Some((n, v)) => (n.trim_end(), Some(v.trim_start())),
+            return Some(match split_byte(item, b'=') {
+                Some((n, v)) => (n.trim_ascii_end(), Some(v.trim_ascii_start())),
                 None => (item, None),
             });
         }
@@ -167,24 +167,24 @@ impl<'a> Host<'a> {
 
     /// Parses `host[:port]` (IPv6 in brackets).
     pub fn parse_with_port(s: &'a str) -> Result<(Host<'a>, Option<u16>), UriError> {
-        let s = s.trim();
+        let s = s.trim_ascii();
         let (host, port) = if s.starts_with('[') {
-            let close = s.find(']').ok_or(UriError::BadHost)?;
+            let close = find_byte(s, b']').ok_or(UriError::BadHost)?;
             let (h, rest) = s.split_at(close + 1);
             match rest.strip_prefix(':') {
                 Some(p) => (h, Some(p)),
-                None if rest.trim().is_empty() => (h, None),
+                None if rest.trim_ascii().is_empty() => (h, None),
                 None => return Err(UriError::BadHost),
             }
         } else {
-            match s.split_once(':') {
+            match split_byte(s, b':') {
                 Some((h, p)) => (h, Some(p)),
                 None => (s, None),
             }
         };
-        let host = Host::parse(host.trim_end())?;
+        let host = Host::parse(host.trim_ascii_end())?;
         let port = match port {
-            Some(p) => Some(parse_port(p.trim())?),
+            Some(p) => Some(parse_port(p.trim_ascii())?),
             None => None,
         };
         Ok((host, port))
@@ -380,6 +380,18 @@ fn parse_port(s: &str) -> Result<u16, UriError> {
         return Err(UriError::BadPort);
     }
     s.parse().map_err(|_| UriError::BadPort)
+}
+
+/// Position of an ASCII byte; a plain loop beats `str::find` on the short
+/// strings of header values. ASCII positions are always char boundaries.
+pub(crate) fn find_byte(s: &str, needle: u8) -> Option<usize> {
+    s.as_bytes().iter().position(|&b| b == needle)
+}
+
+/// `str::split_once` for an ASCII byte, via [`find_byte`].
+pub(crate) fn split_byte(s: &str, needle: u8) -> Option<(&str, &str)> {
+    let i = find_byte(s, needle)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 /// Position of the first `needle` outside a quoted string.

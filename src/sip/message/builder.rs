@@ -4,9 +4,10 @@
 //! Line breaks inside supplied names and values are replaced by spaces so a
 //! value cannot inject header lines.
 
-use super::{HeaderName, Message, Method};
+use super::{list_item_end, HeaderName, Message, Method, Rport, Via};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt::{self, Write as _};
+use std::net::SocketAddr;
 
 /// Builds a response to a request: copies Via (in order), From, To,
 /// Call-ID and CSeq (RFC 3261 §8.2.6.2), optionally adds a To tag.
@@ -16,6 +17,7 @@ pub struct ResponseBuilder<'a> {
     status: u16,
     reason: &'a str,
     to_tag: Option<&'a str>,
+    source: Option<SocketAddr>,
     extra: String,
     body: Option<(&'a str, &'a [u8])>,
 }
@@ -37,6 +39,7 @@ impl<'a> ResponseBuilder<'a> {
             status,
             reason,
             to_tag: None,
+            source: None,
             extra: String::new(),
             body: None,
         }
@@ -45,6 +48,15 @@ impl<'a> ResponseBuilder<'a> {
     /// Adds a To tag (§8.2.6.2) when the request's To has none.
     pub fn to_tag(mut self, tag: &'a str) -> Self {
         self.to_tag = Some(tag);
+        self
+    }
+
+    /// Records where the request came from, so the top Via gets
+    /// `received` (RFC 3261 §18.2.1: when the sent-by differs from the
+    /// source address) and a requested `rport` gets its value (RFC 3581 §4,
+    /// which then always adds `received`). Without it the Via is copied as is.
+    pub fn received_from(mut self, source: SocketAddr) -> Self {
+        self.source = Some(source);
         self
     }
 
@@ -85,6 +97,8 @@ impl<'a> ResponseBuilder<'a> {
             len += name.as_str().len() + 2 + value.len() + 2;
         }
         len += to_tag.map_or(0, |t| 5 + t.len());
+        // ";received=" + an IPv6 address + ";rport=" + a port.
+        len += self.source.map_or(0, |_| 10 + 39 + 7 + 5);
         len += self.extra.len();
         len += self.body.map_or(0, |(ct, b)| 16 + ct.len() + b.len());
         len + 16 + 20 + 4
@@ -99,10 +113,17 @@ impl<'a> ResponseBuilder<'a> {
         out.put_u8(b' ');
         put_sanitised(&mut out, self.reason);
         out.put_slice(b"\r\n");
+        let mut top_via = true;
         for (name, value) in self.copied() {
             out.put_slice(name.as_str().as_bytes());
             out.put_slice(b": ");
-            out.put_slice(value);
+            match self.source {
+                Some(source) if name == HeaderName::Via && top_via => {
+                    put_top_via(&mut out, value, source);
+                }
+                _ => out.put_slice(value),
+            }
+            top_via &= name != HeaderName::Via;
             if name == HeaderName::To {
                 if let Some(tag) = to_tag {
                     out.put_slice(b";tag=");
@@ -180,6 +201,47 @@ impl<'a> RequestBuilder<'a> {
         finish(&mut out, self.body);
         out.freeze()
     }
+}
+
+/// Writes the first Via line with `received`/`rport` filled in (RFC 3261
+/// §18.2.1, RFC 3581 §4); a Via that does not parse is copied unchanged.
+fn put_top_via(out: &mut BytesMut, line: &[u8], source: SocketAddr) {
+    let Ok(line) = std::str::from_utf8(line) else {
+        out.put_slice(line);
+        return;
+    };
+    let end = list_item_end(line).unwrap_or(line.len());
+    let (first, rest) = line.split_at(end);
+    let Ok(via) = Via::parse(first) else {
+        out.put_slice(line.as_bytes());
+        return;
+    };
+    let params_at = first.find(';').unwrap_or(first.len());
+    out.put_slice(first[..params_at].trim_ascii_end().as_bytes());
+    for (name, value) in via.params.iter() {
+        if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
+            continue;
+        }
+        out.put_u8(b';');
+        out.put_slice(name.as_bytes());
+        if let Some(v) = value {
+            out.put_u8(b'=');
+            out.put_slice(v.as_bytes());
+        }
+    }
+    let rport = via.rport != Rport::Absent;
+    if rport || via.host.ip() != Some(source.ip()) {
+        // `received` carries a bare address, IPv6 included (§20.42 grammar).
+        let mut ip = String::with_capacity(39);
+        let _ = write!(ip, "{}", source.ip());
+        out.put_slice(b";received=");
+        out.put_slice(ip.as_bytes());
+    }
+    if rport {
+        out.put_slice(b";rport=");
+        put_decimal(out, u64::from(source.port()));
+    }
+    out.put_slice(rest.as_bytes());
 }
 
 /// Content-Type (with a body), Content-Length, blank line, body.
@@ -324,6 +386,47 @@ mod tests {
         assert!(resp.header_named("Injected").is_none());
         assert!(resp.header_named("X").is_none());
         assert_eq!(resp.reason(), Some("Busy  X: y"));
+    }
+
+    #[test]
+    fn received_and_rport() {
+        let req = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@h SIP/2.0\r\n\
+              Via: SIP/2.0/UDP pc.example.com:5060;branch=z9hG4bK1;rport, SIP/2.0/UDP p;branch=z9hG4bK0\r\n\
+              Via: SIP/2.0/UDP q;branch=z9hG4bKq\r\n\
+              f: <sip:b@h>;tag=f\r\nt: <sip:a@h>\r\ni: c\r\nCSeq: 2 OPTIONS\r\n\r\n",
+        ))
+        .unwrap();
+        let out = ResponseBuilder::for_request(&req, 200, "OK")
+            .received_from("203.0.113.9:40123".parse().unwrap())
+            .build();
+        let resp = Message::parse(out).unwrap();
+        let vias: Vec<_> = resp.vias().collect::<Result<_, _>>().unwrap();
+        assert_eq!(vias.len(), 3);
+        assert_eq!(vias[0].branch, Some("z9hG4bK1"));
+        assert_eq!(vias[0].received, Some("203.0.113.9"));
+        assert_eq!(vias[0].rport, Rport::Value(40123));
+        assert_eq!(vias[0].port, Some(5060));
+        assert_eq!(vias[1].branch, Some("z9hG4bK0"));
+        assert_eq!(vias[1].received, None);
+        assert_eq!(vias[2].received, None);
+
+        // Same address, no rport: nothing to add (§18.2.1).
+        let req = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1\r\n\r\n",
+        ))
+        .unwrap();
+        let same = ResponseBuilder::for_request(&req, 200, "OK")
+            .received_from("[2001:db8::1]:5060".parse().unwrap())
+            .build();
+        let resp = Message::parse(same).unwrap();
+        assert_eq!(resp.header(HeaderName::Via), req.header(HeaderName::Via));
+        let other = ResponseBuilder::for_request(&req, 200, "OK")
+            .received_from("[2001:db8::2]:5062".parse().unwrap())
+            .build();
+        let resp = Message::parse(other).unwrap();
+        assert_eq!(resp.via().unwrap().received, Some("2001:db8::2"));
+        assert_eq!(resp.via().unwrap().rport, Rport::Absent);
     }
 
     #[test]

@@ -156,354 +156,354 @@ impl HeaderName {
         };
         match (name.len(), first.to_ascii_lowercase()) {
             (2, b't') => {
-                if name.eq_ignore_ascii_case(b"To") {
+                if eq_lower(name, b"to") {
                     HeaderName::To
                 } else {
                     HeaderName::Other
                 }
             }
             (3, b'v') => {
-                if name.eq_ignore_ascii_case(b"Via") {
+                if eq_lower(name, b"via") {
                     HeaderName::Via
                 } else {
                     HeaderName::Other
                 }
             }
             (4, b'c') => {
-                if name.eq_ignore_ascii_case(b"CSeq") {
+                if eq_lower(name, b"cseq") {
                     HeaderName::CSeq
                 } else {
                     HeaderName::Other
                 }
             }
             (4, b'd') => {
-                if name.eq_ignore_ascii_case(b"Date") {
+                if eq_lower(name, b"date") {
                     HeaderName::Date
                 } else {
                     HeaderName::Other
                 }
             }
             (4, b'f') => {
-                if name.eq_ignore_ascii_case(b"From") {
+                if eq_lower(name, b"from") {
                     HeaderName::From
                 } else {
                     HeaderName::Other
                 }
             }
             (4, b'r') => {
-                if name.eq_ignore_ascii_case(b"RAck") {
+                if eq_lower(name, b"rack") {
                     HeaderName::RAck
-                } else if name.eq_ignore_ascii_case(b"RSeq") {
+                } else if eq_lower(name, b"rseq") {
                     HeaderName::RSeq
                 } else {
                     HeaderName::Other
                 }
             }
             (5, b'a') => {
-                if name.eq_ignore_ascii_case(b"Allow") {
+                if eq_lower(name, b"allow") {
                     HeaderName::Allow
                 } else {
                     HeaderName::Other
                 }
             }
             (5, b'e') => {
-                if name.eq_ignore_ascii_case(b"Event") {
+                if eq_lower(name, b"event") {
                     HeaderName::Event
                 } else {
                     HeaderName::Other
                 }
             }
             (5, b'r') => {
-                if name.eq_ignore_ascii_case(b"Route") {
+                if eq_lower(name, b"route") {
                     HeaderName::Route
                 } else {
                     HeaderName::Other
                 }
             }
             (6, b'a') => {
-                if name.eq_ignore_ascii_case(b"Accept") {
+                if eq_lower(name, b"accept") {
                     HeaderName::Accept
                 } else {
                     HeaderName::Other
                 }
             }
             (6, b'm') => {
-                if name.eq_ignore_ascii_case(b"Min-SE") {
+                if eq_lower(name, b"min-se") {
                     HeaderName::MinSe
                 } else {
                     HeaderName::Other
                 }
             }
             (6, b'r') => {
-                if name.eq_ignore_ascii_case(b"Reason") {
+                if eq_lower(name, b"reason") {
                     HeaderName::Reason
                 } else {
                     HeaderName::Other
                 }
             }
             (6, b's') => {
-                if name.eq_ignore_ascii_case(b"Server") {
+                if eq_lower(name, b"server") {
                     HeaderName::Server
                 } else {
                     HeaderName::Other
                 }
             }
             (7, b'c') => {
-                if name.eq_ignore_ascii_case(b"Call-ID") {
+                if eq_lower(name, b"call-id") {
                     HeaderName::CallId
-                } else if name.eq_ignore_ascii_case(b"Contact") {
+                } else if eq_lower(name, b"contact") {
                     HeaderName::Contact
                 } else {
                     HeaderName::Other
                 }
             }
             (7, b'e') => {
-                if name.eq_ignore_ascii_case(b"Expires") {
+                if eq_lower(name, b"expires") {
                     HeaderName::Expires
                 } else {
                     HeaderName::Other
                 }
             }
             (7, b'p') => {
-                if name.eq_ignore_ascii_case(b"Privacy") {
+                if eq_lower(name, b"privacy") {
                     HeaderName::Privacy
                 } else {
                     HeaderName::Other
                 }
             }
             (7, b'r') => {
-                if name.eq_ignore_ascii_case(b"Require") {
+                if eq_lower(name, b"require") {
                     HeaderName::Require
                 } else {
                     HeaderName::Other
                 }
             }
             (7, b's') => {
-                if name.eq_ignore_ascii_case(b"Subject") {
+                if eq_lower(name, b"subject") {
                     HeaderName::Subject
                 } else {
                     HeaderName::Other
                 }
             }
             (7, b'w') => {
-                if name.eq_ignore_ascii_case(b"Warning") {
+                if eq_lower(name, b"warning") {
                     HeaderName::Warning
                 } else {
                     HeaderName::Other
                 }
             }
             (8, b'p') => {
-                if name.eq_ignore_ascii_case(b"Priority") {
+                if eq_lower(name, b"priority") {
                     HeaderName::Priority
                 } else {
                     HeaderName::Other
                 }
             }
             (8, b'r') => {
-                if name.eq_ignore_ascii_case(b"Refer-To") {
+                if eq_lower(name, b"refer-to") {
                     HeaderName::ReferTo
-                } else if name.eq_ignore_ascii_case(b"Replaces") {
+                } else if eq_lower(name, b"replaces") {
                     HeaderName::Replaces
-                } else if name.eq_ignore_ascii_case(b"Reply-To") {
+                } else if eq_lower(name, b"reply-to") {
                     HeaderName::ReplyTo
                 } else {
                     HeaderName::Other
                 }
             }
             (9, b'c') => {
-                if name.eq_ignore_ascii_case(b"Call-Info") {
+                if eq_lower(name, b"call-info") {
                     HeaderName::CallInfo
                 } else {
                     HeaderName::Other
                 }
             }
             (9, b's') => {
-                if name.eq_ignore_ascii_case(b"Supported") {
+                if eq_lower(name, b"supported") {
                     HeaderName::Supported
                 } else {
                     HeaderName::Other
                 }
             }
             (9, b't') => {
-                if name.eq_ignore_ascii_case(b"Timestamp") {
+                if eq_lower(name, b"timestamp") {
                     HeaderName::Timestamp
                 } else {
                     HeaderName::Other
                 }
             }
             (10, b'a') => {
-                if name.eq_ignore_ascii_case(b"Alert-Info") {
+                if eq_lower(name, b"alert-info") {
                     HeaderName::AlertInfo
                 } else {
                     HeaderName::Other
                 }
             }
             (10, b'e') => {
-                if name.eq_ignore_ascii_case(b"Error-Info") {
+                if eq_lower(name, b"error-info") {
                     HeaderName::ErrorInfo
                 } else {
                     HeaderName::Other
                 }
             }
             (10, b'u') => {
-                if name.eq_ignore_ascii_case(b"User-Agent") {
+                if eq_lower(name, b"user-agent") {
                     HeaderName::UserAgent
                 } else {
                     HeaderName::Other
                 }
             }
             (11, b'i') => {
-                if name.eq_ignore_ascii_case(b"In-Reply-To") {
+                if eq_lower(name, b"in-reply-to") {
                     HeaderName::InReplyTo
                 } else {
                     HeaderName::Other
                 }
             }
             (11, b'm') => {
-                if name.eq_ignore_ascii_case(b"Min-Expires") {
+                if eq_lower(name, b"min-expires") {
                     HeaderName::MinExpires
                 } else {
                     HeaderName::Other
                 }
             }
             (11, b'r') => {
-                if name.eq_ignore_ascii_case(b"Referred-By") {
+                if eq_lower(name, b"referred-by") {
                     HeaderName::ReferredBy
-                } else if name.eq_ignore_ascii_case(b"Retry-After") {
+                } else if eq_lower(name, b"retry-after") {
                     HeaderName::RetryAfter
                 } else {
                     HeaderName::Other
                 }
             }
             (11, b'u') => {
-                if name.eq_ignore_ascii_case(b"Unsupported") {
+                if eq_lower(name, b"unsupported") {
                     HeaderName::Unsupported
                 } else {
                     HeaderName::Other
                 }
             }
             (12, b'a') => {
-                if name.eq_ignore_ascii_case(b"Allow-Events") {
+                if eq_lower(name, b"allow-events") {
                     HeaderName::AllowEvents
                 } else {
                     HeaderName::Other
                 }
             }
             (12, b'c') => {
-                if name.eq_ignore_ascii_case(b"Content-Type") {
+                if eq_lower(name, b"content-type") {
                     HeaderName::ContentType
                 } else {
                     HeaderName::Other
                 }
             }
             (12, b'm') => {
-                if name.eq_ignore_ascii_case(b"Max-Forwards") {
+                if eq_lower(name, b"max-forwards") {
                     HeaderName::MaxForwards
-                } else if name.eq_ignore_ascii_case(b"MIME-Version") {
+                } else if eq_lower(name, b"mime-version") {
                     HeaderName::MimeVersion
                 } else {
                     HeaderName::Other
                 }
             }
             (12, b'o') => {
-                if name.eq_ignore_ascii_case(b"Organization") {
+                if eq_lower(name, b"organization") {
                     HeaderName::Organization
                 } else {
                     HeaderName::Other
                 }
             }
             (12, b'r') => {
-                if name.eq_ignore_ascii_case(b"Record-Route") {
+                if eq_lower(name, b"record-route") {
                     HeaderName::RecordRoute
                 } else {
                     HeaderName::Other
                 }
             }
             (13, b'a') => {
-                if name.eq_ignore_ascii_case(b"Authorization") {
+                if eq_lower(name, b"authorization") {
                     HeaderName::Authorization
                 } else {
                     HeaderName::Other
                 }
             }
             (13, b'p') => {
-                if name.eq_ignore_ascii_case(b"Proxy-Require") {
+                if eq_lower(name, b"proxy-require") {
                     HeaderName::ProxyRequire
                 } else {
                     HeaderName::Other
                 }
             }
             (14, b'c') => {
-                if name.eq_ignore_ascii_case(b"Content-Length") {
+                if eq_lower(name, b"content-length") {
                     HeaderName::ContentLength
                 } else {
                     HeaderName::Other
                 }
             }
             (15, b'a') => {
-                if name.eq_ignore_ascii_case(b"Accept-Encoding") {
+                if eq_lower(name, b"accept-encoding") {
                     HeaderName::AcceptEncoding
-                } else if name.eq_ignore_ascii_case(b"Accept-Language") {
+                } else if eq_lower(name, b"accept-language") {
                     HeaderName::AcceptLanguage
                 } else {
                     HeaderName::Other
                 }
             }
             (15, b's') => {
-                if name.eq_ignore_ascii_case(b"Session-Expires") {
+                if eq_lower(name, b"session-expires") {
                     HeaderName::SessionExpires
                 } else {
                     HeaderName::Other
                 }
             }
             (16, b'c') => {
-                if name.eq_ignore_ascii_case(b"Content-Encoding") {
+                if eq_lower(name, b"content-encoding") {
                     HeaderName::ContentEncoding
-                } else if name.eq_ignore_ascii_case(b"Content-Language") {
+                } else if eq_lower(name, b"content-language") {
                     HeaderName::ContentLanguage
                 } else {
                     HeaderName::Other
                 }
             }
             (16, b'w') => {
-                if name.eq_ignore_ascii_case(b"WWW-Authenticate") {
+                if eq_lower(name, b"www-authenticate") {
                     HeaderName::WwwAuthenticate
                 } else {
                     HeaderName::Other
                 }
             }
             (18, b'p') => {
-                if name.eq_ignore_ascii_case(b"Proxy-Authenticate") {
+                if eq_lower(name, b"proxy-authenticate") {
                     HeaderName::ProxyAuthenticate
                 } else {
                     HeaderName::Other
                 }
             }
             (18, b's') => {
-                if name.eq_ignore_ascii_case(b"Subscription-State") {
+                if eq_lower(name, b"subscription-state") {
                     HeaderName::SubscriptionState
                 } else {
                     HeaderName::Other
                 }
             }
             (19, b'c') => {
-                if name.eq_ignore_ascii_case(b"Content-Disposition") {
+                if eq_lower(name, b"content-disposition") {
                     HeaderName::ContentDisposition
                 } else {
                     HeaderName::Other
                 }
             }
             (19, b'p') => {
-                if name.eq_ignore_ascii_case(b"P-Asserted-Identity") {
+                if eq_lower(name, b"p-asserted-identity") {
                     HeaderName::PAssertedIdentity
-                } else if name.eq_ignore_ascii_case(b"Proxy-Authorization") {
+                } else if eq_lower(name, b"proxy-authorization") {
                     HeaderName::ProxyAuthorization
                 } else {
                     HeaderName::Other
                 }
             }
             (20, b'p') => {
-                if name.eq_ignore_ascii_case(b"P-Preferred-Identity") {
+                if eq_lower(name, b"p-preferred-identity") {
                     HeaderName::PPreferredIdentity
                 } else {
                     HeaderName::Other
@@ -542,6 +542,18 @@ impl HeaderName {
             _ => HeaderName::Other,
         }
     }
+}
+
+/// Exact case-insensitive compare against a constant of lower-case letters
+/// and `-`, cheaper than `eq_ignore_ascii_case`: `x | 0x20` lower-cases a
+/// letter, and among bytes from `-` (0x2d) up only the letters themselves
+/// and `-` map onto those characters.
+fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .all(|(&a, &b)| a | 0x20 == b && a >= b'-')
 }
 
 impl fmt::Display for HeaderName {

@@ -539,6 +539,9 @@ fn header_names() {
     assert_eq!(HeaderName::parse(b"X-Foo"), HeaderName::Other);
     assert_eq!(HeaderName::parse(b"q"), HeaderName::Other);
     assert_eq!(HeaderName::parse(b""), HeaderName::Other);
+    assert_eq!(HeaderName::parse(b"Call\rID"), HeaderName::Other);
+    assert_eq!(HeaderName::parse(b"\x16ia"), HeaderName::Other);
+    assert_eq!(HeaderName::parse(b"Via_"), HeaderName::Other);
     assert_eq!(HeaderName::CallId.to_string(), "Call-ID");
     assert_eq!(
         HeaderError::Missing(HeaderName::CallId).to_string(),
@@ -590,6 +593,7 @@ fn exercise(m: &Message) {
     if m.is_request() {
         let out = ResponseBuilder::for_request(m, 400, "Bad Request")
             .to_tag("x")
+            .received_from("[2001:db8::1]:5062".parse().unwrap())
             .build();
         // Whatever we parsed, our response to it must parse too.
         Message::parse(out).unwrap();

@@ -1,7 +1,7 @@
 //! Typed views of header values, parsed on demand from the message buffer.
 
 use super::{HeaderError, HeaderName, Method};
-use crate::sip::uri::{Host, Params, Uri, UriError};
+use crate::sip::uri::{find_byte, split_byte, Host, Params, Uri, UriError};
 use std::fmt;
 
 /// Via transport (RFC 3261 §20.42).
@@ -80,12 +80,12 @@ impl<'a> Via<'a> {
 
     fn parse_inner(value: &'a str) -> Option<Via<'a>> {
         // sent-protocol = "SIP" SLASH "2.0" SLASH transport, LWS allowed around slashes.
-        let (name, rest) = value.trim().split_once('/')?;
-        let (version, rest) = rest.split_once('/')?;
-        if !name.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
+        let (name, rest) = split_byte(value.trim_ascii(), b'/')?;
+        let (version, rest) = split_byte(rest, b'/')?;
+        if !name.trim_ascii().eq_ignore_ascii_case("SIP") || version.trim_ascii() != "2.0" {
             return None;
         }
-        let rest = rest.trim_start();
+        let rest = rest.trim_ascii_start();
         let t_end = rest
             .bytes()
             .position(|b| !is_token_char(b))
@@ -95,11 +95,11 @@ impl<'a> Via<'a> {
             return None;
         }
         let transport = Transport::parse(transport);
-        let (sent_by, params) = match rest.find(';') {
+        let (sent_by, params) = match find_byte(rest, b';') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
-        let sent_by = sent_by.trim();
+        let sent_by = sent_by.trim_ascii();
         // The sent-by must be separated from the transport by whitespace.
         if sent_by.is_empty() || !rest.starts_with([' ', '\t']) {
             return None;
@@ -173,26 +173,29 @@ impl<'a> NameAddr<'a> {
     }
 
     fn parse_inner(value: &'a str) -> Option<NameAddr<'a>> {
-        let s = value.trim();
+        let s = value.trim_ascii();
         let (display_name, uri, params) = if let Some(quoted) = s.strip_prefix('"') {
             let close = closing_quote(quoted)?;
             let display = &quoted[..close];
-            let rest = quoted[close + 1..].trim_start();
+            let rest = quoted[close + 1..].trim_ascii_start();
             let (uri, params) = bracketed(rest)?;
             (Some(display), uri, params)
-        } else if let Some(lt) = s.find('<') {
-            let display = s[..lt].trim();
+        } else if let Some(lt) = find_byte(s, b'<') {
+            let display = s[..lt].trim_ascii();
             let (uri, params) = bracketed(&s[lt..])?;
             ((!display.is_empty()).then_some(display), uri, params)
         } else {
             // addr-spec: the URI cannot contain `;` unbracketed, so the first
             // `;` starts the header parameters (§20.10).
-            match s.find(';') {
-                Some(i) => (None, s[..i].trim_end(), &s[i..]),
+            match find_byte(s, b';') {
+                Some(i) => (None, s[..i].trim_ascii_end(), &s[i..]),
                 None => (None, s, ""),
             }
         };
-        if uri.is_empty() || !uri.contains(':') || uri.bytes().any(|b| b == b' ' || b == b'\t') {
+        if uri.is_empty()
+            || find_byte(uri, b':').is_none()
+            || uri.bytes().any(|b| b == b' ' || b == b'\t')
+        {
             return None;
         }
         let params = Params::new(params);
@@ -235,7 +238,7 @@ pub struct CSeq {
 impl<'a> Contact<'a> {
     /// Parses one Contact value.
     pub fn parse(value: &'a str) -> Result<Contact<'a>, HeaderError> {
-        if value.trim() == "*" {
+        if value.trim_ascii() == "*" {
             Ok(Contact::Star)
         } else {
             NameAddr::parse_as(value, HeaderName::Contact).map(Contact::Addr)
@@ -280,12 +283,12 @@ impl<'a> Transport<'a> {
 /// `<uri>params` → (uri, params).
 fn bracketed(s: &str) -> Option<(&str, &str)> {
     let inner = s.strip_prefix('<')?;
-    let gt = inner.find('>')?;
-    let params = inner[gt + 1..].trim_start();
+    let gt = find_byte(inner, b'>')?;
+    let params = inner[gt + 1..].trim_ascii_start();
     if !(params.is_empty() || params.starts_with(';')) {
         return None;
     }
-    Some((inner[..gt].trim(), params))
+    Some((inner[..gt].trim_ascii(), params))
 }
 
 /// Index of the closing `"` of a quoted string whose opening quote is gone.
