@@ -242,7 +242,8 @@ s = d["setup_latency"]
 print(f"  {label}: attempted {d['attempted']} succeeded {d['succeeded']} failed {d['failed']} "
       f"peak concurrent {conc}, achieved {d['achieved_cps']:.0f} calls/s")
 print(f"      setup p50 {s['p50_ms']:.2f} ms p99 {s['p99_ms']:.2f} ms max {s['max_ms']:.2f} ms; "
-      f"RTP sent {d['rtp']['sent']} received {d['rtp']['received']} lost {d['rtp']['lost']}")
+      f"RTP sent {d['rtp']['sent']} received {d['rtp']['received']} lost {d['rtp']['lost']}, "
+      f"send ticks skipped by a late generator {d['rtp'].get('send_ticks_skipped', 0)}")
 print(f"      daemon CPU {cpu_s:.2f} s over {wall:.1f} s ({100*cpu_s/wall:.0f} % of one core); "
       f"RSS {rss0/1024:.1f} MiB idle -> {peak/1024:.1f} MiB peak; "
       f"{per_call:.1f} KiB per concurrent call; generator CPU {d['generator_cpu_pct']:.0f} %"

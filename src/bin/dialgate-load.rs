@@ -428,6 +428,7 @@ fn report_calls(args: &Args, target: SocketAddr, s: &CallStats, t: &Timing) -> b
                 "sent": s.rtp_sent,
                 "received": s.rtp_received,
                 "lost": s.rtp_lost,
+                "send_ticks_skipped": s.rtp_ticks_skipped,
                 "calls_with_media": s.calls_with_media,
             },
             "prompt_jitter": lat_json(&s.jitter),
@@ -459,8 +460,8 @@ fn report_calls(args: &Args, target: SocketAddr, s: &CallStats, t: &Timing) -> b
         println!("  setup (INVITE→200): {}", lat_text(&s.setup));
         println!("  digits→outcome:     {}", lat_text(&s.digits_to_outcome));
         println!(
-            "  RTP: sent {}  received {}  lost {}  calls with media {}",
-            s.rtp_sent, s.rtp_received, s.rtp_lost, s.calls_with_media
+            "  RTP: sent {}  received {}  lost {}  calls with media {}  send ticks skipped (generator late) {}",
+            s.rtp_sent, s.rtp_received, s.rtp_lost, s.calls_with_media, s.rtp_ticks_skipped
         );
         println!("  prompt jitter (|Δ−20 ms|): {}", lat_text(&s.jitter));
         println!(

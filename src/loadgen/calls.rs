@@ -126,6 +126,9 @@ pub struct CallStats {
     pub rtp_received: u64,
     /// RTP packets lost (sequence gaps), RFC 3550 §6.4.1.
     pub rtp_lost: u64,
+    /// 20 ms send ticks skipped because the generator ran more than
+    /// 100 ms late (it was overloaded; the media clock still advances).
+    pub rtp_ticks_skipped: u64,
     /// Answered calls that received at least one RTP packet.
     pub calls_with_media: u64,
     /// Answered calls.
@@ -150,6 +153,7 @@ impl CallStats {
         self.rtp_sent += o.rtp_sent;
         self.rtp_received += o.rtp_received;
         self.rtp_lost += o.rtp_lost;
+        self.rtp_ticks_skipped += o.rtp_ticks_skipped;
         self.calls_with_media += o.calls_with_media;
         self.answered += o.answered;
         self.peak_concurrent += o.peak_concurrent;
@@ -892,6 +896,7 @@ impl CallEngine {
                             tx.skip_samples(missed * SAMPLES_PER_FRAME);
                         }
                         call.next_tick = Some(t + PTIME * missed);
+                        self.stats.rtp_ticks_skipped += u64::from(missed);
                         continue;
                     }
                     call.next_tick = Some(t + PTIME);
