@@ -398,7 +398,10 @@ fn report_stateless(args: &Args, target: SocketAddr, s: &StatelessStats, t: &Tim
             t.cpu_seconds,
             cpu_pct(t)
         );
-        println!("  result: {}", if ok { "PASS (zero failures)" } else { "FAIL" });
+        println!(
+            "  result: {}",
+            if ok { "PASS (zero failures)" } else { "FAIL" }
+        );
     }
     ok
 }
@@ -471,7 +474,10 @@ fn report_calls(args: &Args, target: SocketAddr, s: &CallStats, t: &Timing) -> b
             cpu_pct(t),
             s.stray
         );
-        println!("  result: {}", if ok { "PASS (zero failures)" } else { "FAIL" });
+        println!(
+            "  result: {}",
+            if ok { "PASS (zero failures)" } else { "FAIL" }
+        );
     }
     ok
 }

@@ -337,7 +337,10 @@ impl CallEngine {
             .header("Call-ID", &call_id)
             .header("CSeq", "1 INVITE")
             .header("Contact", format_args!("<sip:load@{sent_by}>"))
-            .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, NOTIFY")
+            .header(
+                "Allow",
+                "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, NOTIFY",
+            )
             .body("application/sdp", self.offer.as_bytes())
             .build();
         let tx = InviteClientTransaction::new(invite, now, s.timers, Reliability::Unreliable);
@@ -794,7 +797,13 @@ impl CallEngine {
         b.build()
     }
 
-    fn send_nict(&mut self, slot: usize, method: Method, body: Option<(&str, &[u8])>, now: Instant) {
+    fn send_nict(
+        &mut self,
+        slot: usize,
+        method: Method,
+        body: Option<(&str, &[u8])>,
+        now: Instant,
+    ) {
         let bytes = self.in_dialog_request(slot, method.clone(), body);
         let timers = self.settings.timers;
         let Some(call) = self.calls.get_mut(slot).and_then(Option::as_mut) else {
@@ -1035,7 +1044,8 @@ impl CallEngine {
             };
             if let Ok(len) = len {
                 self.rtp_buf.reserve(len);
-                self.rtp_buf.extend_from_slice(frame.get(..len).unwrap_or_default());
+                self.rtp_buf
+                    .extend_from_slice(frame.get(..len).unwrap_or_default());
                 let data = self.rtp_buf.split_to(len).freeze();
                 self.out.push_back(Transmit {
                     socket: Socket::Rtp,
@@ -1073,7 +1083,11 @@ impl CallEngine {
         self.free.push(slot);
         self.active = self.active.saturating_sub(1);
         if let Some(remote) = call.remote_rtp {
-            if self.rtp_routes.get(&remote).is_some_and(|(s, g)| *s == slot && *g == call.gen) {
+            if self
+                .rtp_routes
+                .get(&remote)
+                .is_some_and(|(s, g)| *s == slot && *g == call.gen)
+            {
                 self.rtp_routes.remove(&remote);
             }
         }
@@ -1268,7 +1282,10 @@ mod tests {
             let inv = self.invite.as_ref().unwrap();
             let mut b = RequestBuilder::new(method.clone(), "sip:load@127.0.0.1:40000")
                 .via("UDP", "127.0.0.1:5060", "z9hG4bKgw1")
-                .header("From", format_args!("{};tag=gw", inv.header(HeaderName::To).unwrap()))
+                .header(
+                    "From",
+                    format_args!("{};tag=gw", inv.header(HeaderName::To).unwrap()),
+                )
                 .header("To", inv.header(HeaderName::From).unwrap())
                 .header("Call-ID", inv.call_id().unwrap())
                 .header("CSeq", format_args!("1 {method}"));

@@ -95,7 +95,11 @@ fn unspecified_for(target: SocketAddr) -> IpAddr {
 
 /// Binds a non-blocking UDP socket with large buffers on `ip`, port 0.
 pub fn bind_udp(ip: IpAddr) -> std::io::Result<UdpSocket> {
-    let domain = if ip.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if ip.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let s = RawSocket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel may cap these.
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
@@ -128,7 +132,12 @@ pub fn process_cpu_seconds() -> f64 {
     };
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After "pid (comm) ", field 3 (state) is index 0: utime is index 11.
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
@@ -272,9 +281,15 @@ fn stateless_worker(
         let st = engine.stats();
         let done = (st.sent, st.answered, st.failed_total());
         if done != reported {
-            progress.started.fetch_add(done.0 - reported.0, Ordering::Relaxed);
-            progress.succeeded.fetch_add(done.1 - reported.1, Ordering::Relaxed);
-            progress.failed.fetch_add(done.2 - reported.2, Ordering::Relaxed);
+            progress
+                .started
+                .fetch_add(done.0 - reported.0, Ordering::Relaxed);
+            progress
+                .succeeded
+                .fetch_add(done.1 - reported.1, Ordering::Relaxed);
+            progress
+                .failed
+                .fetch_add(done.2 - reported.2, Ordering::Relaxed);
             reported = done;
         }
         let finished_starting = engine.stats().sent >= pace.total || now >= stop_starting;
@@ -422,9 +437,15 @@ fn call_worker(
             engine.active() as u64,
         );
         if done != reported {
-            progress.started.fetch_add(done.0 - reported.0, Ordering::Relaxed);
-            progress.succeeded.fetch_add(done.1 - reported.1, Ordering::Relaxed);
-            progress.failed.fetch_add(done.2 - reported.2, Ordering::Relaxed);
+            progress
+                .started
+                .fetch_add(done.0 - reported.0, Ordering::Relaxed);
+            progress
+                .succeeded
+                .fetch_add(done.1 - reported.1, Ordering::Relaxed);
+            progress
+                .failed
+                .fetch_add(done.2 - reported.2, Ordering::Relaxed);
             progress.active.fetch_add(done.3, Ordering::Relaxed);
             progress.active.fetch_sub(reported.3, Ordering::Relaxed);
             reported = done;

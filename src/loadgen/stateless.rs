@@ -166,7 +166,11 @@ impl StatelessEngine {
         }
         let seq = self.next_seq;
         let index = (seq & self.mask) as usize;
-        if self.ring.get(index).is_some_and(|s| s.is_some_and(|s| s.pending)) {
+        if self
+            .ring
+            .get(index)
+            .is_some_and(|s| s.is_some_and(|s| s.pending))
+        {
             return None;
         }
         let bytes = self.build(seq, local);
@@ -211,7 +215,12 @@ impl StatelessEngine {
 
     /// A datagram arrived on the socket bound to `local`. Returns the ACK
     /// to send for a final response to an INVITE.
-    pub fn handle_response(&mut self, data: &[u8], local: SocketAddr, now: Instant) -> Option<Bytes> {
+    pub fn handle_response(
+        &mut self,
+        data: &[u8],
+        local: SocketAddr,
+        now: Instant,
+    ) -> Option<Bytes> {
         let Ok(msg) = Message::parse(Bytes::copy_from_slice(data)) else {
             self.stats.stray += 1;
             return None;
@@ -306,7 +315,9 @@ impl StatelessEngine {
     pub fn next_expiry(&self) -> Option<Instant> {
         let index = (self.tail & self.mask) as usize;
         match self.ring.get(index) {
-            Some(Some(slot)) if slot.pending && slot.seq == self.tail => Some(slot.sent + self.timeout),
+            Some(Some(slot)) if slot.pending && slot.seq == self.tail => {
+                Some(slot.sent + self.timeout)
+            }
             _ => None,
         }
     }
