@@ -446,11 +446,7 @@ impl CallEngine {
             Received::Audio { .. } | Received::Event { .. } => {
                 if let Some(last) = call.last_rx {
                     let delta = now.saturating_duration_since(last);
-                    let dev = if delta > PTIME {
-                        delta - PTIME
-                    } else {
-                        PTIME - delta
-                    };
+                    let dev = delta.abs_diff(PTIME);
                     self.stats.jitter.record(dev);
                 }
                 call.last_rx = Some(now);
@@ -918,7 +914,7 @@ impl CallEngine {
         let Some(call) = self.calls.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        if !call.phase_deadline.is_some_and(|t| t <= now) {
+        if call.phase_deadline.is_none_or(|t| t > now) {
             return;
         }
         call.phase_deadline = None;
@@ -1227,7 +1223,7 @@ mod tests {
             }
             match msg.method().unwrap() {
                 Method::Invite => {
-                    let sdp = format!(
+                    let sdp = String::from(
                         "v=0\r\no=gw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                          m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
                          a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"

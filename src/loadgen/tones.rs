@@ -73,7 +73,11 @@ mod tests {
         let table = ToneTable::new();
         let t0 = Instant::now();
         for &d in &Digit::ALL {
-            let mut det = InBandDetector::new(&InBandSettings::default());
+            let settings = InBandSettings {
+                extended_keys: true,
+                ..InBandSettings::default()
+            };
+            let mut det = InBandDetector::new(&settings);
             let mut t = t0;
             let silence = [ULAW_SILENCE; FRAME_BYTES];
             for i in 0..TONE_FRAMES {
