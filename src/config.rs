@@ -18,6 +18,8 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG_PATH: &str = "config/dialgate.toml";
 /// Prefix of environment overrides: `DIALGATE__SIP__MAX_CALLS=500`.
 pub const ENV_PREFIX: &str = "DIALGATE";
+/// Environment variable holding the admin API token (read by the CLI too).
+pub const ADMIN_TOKEN_ENV: &str = "DIALGATE_ADMIN_TOKEN";
 /// Separator between the prefix, section and key in environment overrides.
 /// Two underscores, because keys themselves contain single underscores.
 pub const ENV_SEPARATOR: &str = "__";
@@ -39,6 +41,8 @@ pub struct Config {
     pub dtmf: crate::dtmf::DtmfSettings,
     /// The auto attendant: digit collection, attempts, guessing defence.
     pub ivr: crate::ivr::IvrSettings,
+    /// The conference-ID directory and its embedded durable store.
+    pub directory: crate::directory::DirectorySettings,
     /// The embedded conference bridge.
     pub bridge: crate::bridge::BridgeSettings,
     /// The admin HTTP API.
@@ -509,10 +513,25 @@ impl Config {
             let text = Config::embedded().to_toml();
             builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
         }
-        let env_map: std::collections::HashMap<String, String> = env
+        let mut admin_token = None;
+        let mut env_map: std::collections::HashMap<String, String> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
+            .filter(|(k, v)| {
+                if k == ADMIN_TOKEN_ENV {
+                    admin_token = Some(v.clone());
+                }
+                k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}"))
+            })
             .collect();
+        // The CLI's token variable also sets the daemon's token, so one
+        // secret in the environment serves both; the explicit key wins.
+        if let Some(token) = admin_token {
+            env_map
+                .entry(format!(
+                    "{ENV_PREFIX}{ENV_SEPARATOR}ADMIN{ENV_SEPARATOR}TOKEN"
+                ))
+                .or_insert(token);
+        }
         let env_names: Vec<String> = env_map.keys().cloned().collect();
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
@@ -678,6 +697,13 @@ impl Config {
         p.extend(self.media.validate());
         p.extend(self.dtmf.validate());
         p.extend(self.ivr.validate());
+        p.extend(self.directory.validate());
+        if self.ivr.id_length != self.directory.id_length {
+            p.push(format!(
+                "ivr.id_length: {} differs from directory.id_length {}; callers must key IDs of the length the directory issues",
+                self.ivr.id_length, self.directory.id_length
+            ));
+        }
         p.extend(self.bridge.validate());
         p.extend(self.admin.validate());
         p.extend(self.notify.validate());
@@ -804,6 +830,8 @@ sources = ["127.0.0.0/8"]
         let c = Config::load_with_env(Some(&path), Vec::new()).unwrap();
         assert!(!c.dial_in_numbers.is_empty());
         assert!(c.validate().is_empty());
+        // The shipped file documents the embedded defaults, nothing else.
+        assert_eq!(c.to_toml(), Config::embedded().to_toml());
     }
 
     #[test]
@@ -927,6 +955,63 @@ sources = []
         assert_eq!(c.sip.listen.len(), 2);
         assert_eq!(c.sip.listen[1].addr, "[::1]:5070".parse().unwrap());
         assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn admin_token_from_its_own_variable() {
+        let f = write_config(MINIMAL);
+        let env = vec![(ADMIN_TOKEN_ENV.to_string(), "s3cret".to_string())];
+        let c = Config::load_with_env(Some(f.path()), env).unwrap();
+        assert_eq!(c.admin.token.as_deref(), Some("s3cret"));
+        let env = vec![
+            (ADMIN_TOKEN_ENV.to_string(), "a".to_string()),
+            ("DIALGATE__ADMIN__TOKEN".to_string(), "b".to_string()),
+        ];
+        let c = Config::load_with_env(Some(f.path()), env).unwrap();
+        assert_eq!(c.admin.token.as_deref(), Some("b"));
+    }
+
+    /// Every key of the effective settings is documented in the shipped
+    /// file, set or commented out.
+    #[test]
+    fn shipped_config_documents_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+        let shipped = std::fs::read_to_string(path).unwrap();
+        let mut c = Config::embedded();
+        c.sip.advertised_address = Some("192.0.2.1".parse().unwrap());
+        c.rtp.advertised_address = Some("192.0.2.1".parse().unwrap());
+        c.admin.token = Some("x".into());
+        c.notify.enabled = Some(true);
+        c.notify.smtp_host = Some("x".into());
+        c.notify.from = Some("x".into());
+        let effective: toml::Table = c.to_toml().parse().unwrap();
+        fn walk(t: &toml::Table, prefix: &str, out: &mut Vec<(String, String)>) {
+            for (k, v) in t {
+                match v {
+                    toml::Value::Table(sub) => walk(sub, &format!("{prefix}{k}."), out),
+                    toml::Value::Array(a) if a.iter().all(|x| x.is_table()) => {
+                        for x in a {
+                            if let toml::Value::Table(sub) = x {
+                                walk(sub, &format!("{prefix}{k}[]."), out);
+                            }
+                        }
+                    }
+                    _ => out.push((prefix.to_string(), k.clone())),
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        walk(&effective, "", &mut keys);
+        for (section, key) in keys {
+            let documented = shipped.lines().any(|l| {
+                let l = l.trim_start_matches('#').trim();
+                l.starts_with(&format!("{key} =")) || l.starts_with(&format!("{key}="))
+            });
+            assert!(
+                documented,
+                "{section}{key} is not documented in {DEFAULT_CONFIG_PATH}"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@
 pub mod admin;
 pub mod bridge;
 pub mod config;
+pub mod daemon;
 pub mod directory;
 pub mod dtmf;
 pub mod ivr;

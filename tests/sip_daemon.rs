@@ -25,6 +25,7 @@ fn free_port() -> u16 {
 struct Daemon {
     child: Child,
     _config: tempfile::NamedTempFile,
+    _data: tempfile::TempDir,
 }
 
 impl Drop for Daemon {
@@ -35,6 +36,9 @@ impl Drop for Daemon {
 }
 
 fn spawn_daemon(port: u16) -> Daemon {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("directory");
+    let data_dir = data_dir.display();
     let mut config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     write!(
         config,
@@ -47,6 +51,12 @@ shutdown_grace = "1s"
 bind_address = "127.0.0.1"
 port_min = 47000
 port_max = 47199
+
+[directory]
+data_dir = "{data_dir}"
+
+[admin]
+listen = "127.0.0.1:0"
 
 [[dial_in_numbers]]
 number = "+1 555 0100"
@@ -71,6 +81,7 @@ sources = ["127.0.0.0/8"]
     Daemon {
         child,
         _config: config,
+        _data: data,
     }
 }
 
@@ -103,7 +114,6 @@ async fn call(client: &mut SipClient) {
 }
 
 #[tokio::test]
-#[ignore = "needs the `serve` subcommand of src/main.rs"]
 async fn daemon_answers_calls_and_stops_on_sigterm() {
     let port = free_port();
     let mut daemon = spawn_daemon(port);

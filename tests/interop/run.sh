@@ -26,6 +26,10 @@ cmd="${DIALGATE_CMD:-$target/debug/dialgate serve --config $config}"
 
 work="$(mktemp -d)"
 log="$work/dialgate.log"
+# The daemon's state (directory journal, outbox) and admin API stay out of the way.
+export DIALGATE__DIRECTORY__DATA_DIR="$work/directory"
+export DIALGATE__NOTIFY__OUTBOX_DIR="$work/outbox"
+export DIALGATE__ADMIN__LISTEN="${DIALGATE_ADMIN_LISTEN:-127.0.0.1:18080}"
 daemon_pid=""
 cleanup() {
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
