@@ -101,7 +101,8 @@ wait_udp() { # port
 
 start_dialgate() {
     # shellcheck disable=SC2086
-    taskset -c "$daemon_cpus" $DIALGATE_CMD >"$work/dialgate.log" 2>&1 &
+    DIALGATE__DIRECTORY__DATA_DIR="$work/directory" DIALGATE__NOTIFY__OUTBOX_DIR="$work/outbox" \
+        taskset -c "$daemon_cpus" $DIALGATE_CMD >"$work/dialgate.log" 2>&1 &
     daemon_pid=$!
     wait_udp "$dg_port"
 }

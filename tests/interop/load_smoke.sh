@@ -43,6 +43,15 @@ label = "smoke"
 [[trunks]]
 name = "loopback"
 sources = ["127.0.0.0/8"]
+
+[directory]
+data_dir = "$work/directory"
+
+[notify]
+outbox_dir = "$work/outbox"
+
+[admin]
+enabled = false
 TOML
 
 if [ -z "${DIALGATE_CMD:-}" ]; then
