@@ -76,7 +76,9 @@ struct Args {
     /// Stop starting new work after this long (e.g. 30s).
     #[arg(long, default_value = "60s", value_parser = duration)]
     duration: Duration,
-    /// After the last start, how long work in progress may take to finish.
+    /// After the last start, how long work in progress may take to finish
+    /// (make it longer than --hold); what is still running then fails as
+    /// "unfinished".
     #[arg(long, default_value = "15s", value_parser = duration)]
     drain: Duration,
     /// How long a call stays up after its outcome, sending and receiving RTP.
