@@ -5,6 +5,7 @@
 //! on ephemeral ports the same way.
 
 use crate::admin::{AdminState, DialInNumberView};
+use crate::call::shell::Services;
 use crate::config::Config;
 use crate::directory::EmbeddedDirectory;
 use crate::notify::Notifier;
@@ -29,10 +30,17 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Opens the directory, starts notices, the admin API and the SIP front end.
-    /// Fails (before any call is taken) when a store cannot be opened or a
-    /// port cannot be bound.
+    /// Validates `config`, opens the directory, starts notices, the admin API
+    /// and the SIP front end. Fails (before any port is bound) on an invalid
+    /// config, and before any call is taken when a store cannot be opened or
+    /// a port cannot be bound.
     pub async fn start(config: &Config) -> anyhow::Result<Daemon> {
+        // `Config::load` validates too; a config built in code must not
+        // bypass the rules either (an open admin API on a public address).
+        let problems = config.validate();
+        if !problems.is_empty() {
+            anyhow::bail!("invalid configuration: {}", problems.join("; "));
+        }
         let settings = config.directory.clone();
         let directory = tokio::task::spawn_blocking(move || {
             EmbeddedDirectory::open(&settings.data_dir, &settings)
@@ -112,7 +120,11 @@ impl Daemon {
             }));
         }
 
-        let sip = Server::start(config).await?;
+        // The call path asks the same directory the admin API changes.
+        let services = Services {
+            directory: directory.clone(),
+        };
+        let sip = Server::start_with_services(config, services).await?;
         Ok(Daemon {
             sip,
             directory,

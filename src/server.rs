@@ -1,6 +1,9 @@
 //! The SIP server shell: binds the configured UDP and TCP listeners, runs
 //! the sans-IO [`UserAgent`] in one driver task, and binds an RTP socket
-//! for each call's port.
+//! pair for each call's port. When a call starts, its sockets go to the
+//! call path ([`crate::call::shell`]), which runs the auto attendant and
+//! the call's media in a task of its own and asks the driver to hang up
+//! calls it is done with.
 //!
 //! The driver loop is the whole of the glue: receive from a transport,
 //! hand to the core, drain its transmits and events, sleep until the
@@ -19,10 +22,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::call::shell::{CallPath, CallPathProbe, CallPathSettings, RtpSockets, Services};
 use crate::media::ports::{PortAllocator, RtpPort, RtpPortPool};
 use crate::sip::transport::tcp::{self, TcpLimits};
 use crate::sip::transport::{udp, ConnId, Inbound, Transmit, Transport};
-use crate::sip::ua::{Counters, UaEvent, UaSettings, UserAgent};
+use crate::sip::ua::{CallKey, Counters, UaEvent, UaSettings, UserAgent};
 
 /// Everything the server needs, already validated.
 #[derive(Clone, Debug)]
@@ -73,20 +77,51 @@ pub struct ServerStats {
     pub rtp_ports_available: usize,
     /// RTP port pairs in the configured range.
     pub rtp_ports_capacity: usize,
+    /// Calls with a running call-path task (auto attendant, media).
+    pub call_tasks: usize,
+    /// Streams on the prompt pacer.
+    pub pacer_streams: usize,
+    /// Counters of the call path (routed callers, failed entries).
+    pub call_path: crate::call::shell::CallPathStats,
 }
 
 /// Entry point for the server.
 pub struct Server;
 
 impl Server {
-    /// Binds everything named in `config` and starts serving.
+    /// Binds everything named in `config` and starts serving, with the
+    /// auto attendant on every call and an empty directory (every
+    /// conference ID is refused); see [`Server::start_with_services`].
     pub async fn start(config: &crate::config::Config) -> anyhow::Result<ServerHandle> {
-        Self::start_with(ServerSettings::from_config(config)).await
+        Self::start_with_services(config, Services::empty()).await
     }
 
-    /// Binds the listeners and starts the driver task. Fails if a
-    /// listener cannot be bound or the RTP port range is empty.
+    /// Binds everything named in `config` and starts serving; each
+    /// answered call runs the auto attendant against `services.directory`.
+    /// Fails if a prompt file is missing or unusable (the error names it),
+    /// a listener cannot be bound or the RTP port range is empty.
+    pub async fn start_with_services(
+        config: &crate::config::Config,
+        services: Services,
+    ) -> anyhow::Result<ServerHandle> {
+        let call_path = CallPath::new(CallPathSettings::from_config(config), services)?;
+        call_path
+            .0
+            .check_languages(config.dial_in_numbers.iter().map(|n| n.language.as_str()));
+        Self::start_inner(ServerSettings::from_config(config), Some(call_path)).await
+    }
+
+    /// Binds the listeners and starts the driver task, SIP only: calls are
+    /// answered and their RTP ports bound, but no media is sent or read.
+    /// Fails if a listener cannot be bound or the RTP port range is empty.
     pub async fn start_with(settings: ServerSettings) -> anyhow::Result<ServerHandle> {
+        Self::start_inner(settings, None).await
+    }
+
+    async fn start_inner(
+        settings: ServerSettings,
+        call_path: Option<(CallPath, mpsc::UnboundedReceiver<CallKey>)>,
+    ) -> anyhow::Result<ServerHandle> {
         let pool = RtpPortPool::new(settings.rtp_port_min, settings.rtp_port_max)
             .context("RTP port range")?;
         let (to_driver, from_transports) = mpsc::channel::<Inbound>(4096);
@@ -126,7 +161,13 @@ impl Server {
         let weak_to_driver = to_driver.downgrade();
         drop(to_driver);
         let ports = BoundPorts::new(pool, settings.rtp_bind_address);
+        let rtp_sockets = ports.sockets.clone();
         let ua = UserAgent::new(settings.ua.clone(), Box::new(ports));
+        let (call_path, hang_ups) = match call_path {
+            Some((path, hang_ups)) => (Some(path), Some(hang_ups)),
+            None => (None, None),
+        };
+        let probe = call_path.as_ref().map(CallPath::probe);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let stats = Arc::new(Mutex::new(ServerStats::default()));
         let driver = Driver {
@@ -138,6 +179,9 @@ impl Server {
             tcp_limits: settings.tcp.clone(),
             stats: stats.clone(),
             grace: settings.shutdown_grace,
+            call_path,
+            hang_ups,
+            rtp_sockets,
         };
         let join = tokio::spawn(async move {
             let result = driver.run(shutdown_rx).await;
@@ -151,6 +195,7 @@ impl Server {
             shutdown_tx,
             join,
             stats,
+            probe,
         })
     }
 }
@@ -162,6 +207,8 @@ pub struct ServerHandle {
     shutdown_tx: watch::Sender<bool>,
     join: JoinHandle<anyhow::Result<()>>,
     stats: Arc<Mutex<ServerStats>>,
+    /// Live counters of the call path, which change between driver wake-ups.
+    probe: Option<CallPathProbe>,
 }
 
 impl ServerHandle {
@@ -186,10 +233,15 @@ impl ServerHandle {
 
     /// A snapshot of the counters and call/port figures.
     pub fn stats(&self) -> ServerStats {
-        match self.stats.lock() {
+        let mut stats = match self.stats.lock() {
             Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if let Some(probe) = &self.probe {
+            stats.call_path = probe.stats();
+            stats.pacer_streams = probe.pacer_streams();
         }
+        stats
     }
 
     /// Waits until the server has drained and stopped.
@@ -228,6 +280,12 @@ struct Driver {
     tcp_limits: TcpLimits,
     stats: Arc<Mutex<ServerStats>>,
     grace: Duration,
+    /// The auto attendant and media of each call; `None` runs SIP only.
+    call_path: Option<CallPath>,
+    /// Calls the call path wants hung up.
+    hang_ups: Option<mpsc::UnboundedReceiver<CallKey>>,
+    /// Sockets bound for allocated ports, until a call task takes them.
+    rtp_sockets: SharedSockets,
 }
 
 impl Driver {
@@ -259,6 +317,9 @@ impl Driver {
                         return Ok(());
                     }
                 },
+                Some(call) = recv_hang_up(&mut self.hang_ups) => {
+                    self.ua.hang_up(call, std::time::Instant::now());
+                }
                 _ = sleep_until(deadline) => {
                     self.ua.handle_timeout(std::time::Instant::now());
                 }
@@ -302,7 +363,7 @@ impl Driver {
             self.send(transmit).await;
         }
         while let Some(event) = self.ua.poll_event() {
-            match event {
+            match &event {
                 UaEvent::CallStarted { call_id, rtp, .. } => {
                     tracing::debug!(%call_id, rtp_port = rtp.rtp(), "call media ready");
                 }
@@ -313,16 +374,54 @@ impl Driver {
                 }
                 UaEvent::Info { .. } | UaEvent::MediaChanged { .. } => {}
             }
+            self.notify_call_path(&event);
         }
+        let (call_tasks, pacer_streams, call_path) = self
+            .call_path
+            .as_ref()
+            .map_or((0, 0, Default::default()), |p| {
+                (p.active(), p.pacer_streams(), p.stats())
+            });
         let snapshot = ServerStats {
             counters: self.ua.counters().clone(),
             active_calls: self.ua.active_calls(),
             rtp_ports_available: self.ua.rtp_ports_available(),
             rtp_ports_capacity: self.ua.rtp_ports_capacity(),
+            call_tasks,
+            pacer_streams,
+            call_path,
         };
         match self.stats.lock() {
             Ok(mut s) => *s = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+
+    /// Hands a core event to the call path (when there is one).
+    fn notify_call_path(&mut self, event: &UaEvent) {
+        let Some(path) = self.call_path.as_mut() else {
+            return;
+        };
+        match event {
+            UaEvent::CallStarted {
+                call,
+                call_id,
+                language,
+                rtp,
+                media,
+                caller,
+                ..
+            } => {
+                let sockets = lock_sockets(&self.rtp_sockets).remove(rtp);
+                path.call_started(*call, call_id, language, media, caller, sockets);
+            }
+            UaEvent::MediaChanged { call, media } => path.media_changed(*call, media),
+            UaEvent::Info {
+                call,
+                content_type,
+                body,
+            } => path.info(*call, content_type.as_deref(), body),
+            UaEvent::CallEnded { call, .. } => path.call_ended(*call),
         }
     }
 
@@ -371,6 +470,13 @@ impl Driver {
     }
 }
 
+async fn recv_hang_up(rx: &mut Option<mpsc::UnboundedReceiver<CallKey>>) -> Option<CallKey> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(deadline: Option<std::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -378,13 +484,26 @@ async fn sleep_until(deadline: Option<std::time::Instant>) {
     }
 }
 
+/// Sockets of allocated ports not yet taken by a call task.
+type SharedSockets = Arc<Mutex<HashMap<RtpPort, RtpSockets>>>;
+
+fn lock_sockets(
+    sockets: &SharedSockets,
+) -> std::sync::MutexGuard<'_, HashMap<RtpPort, RtpSockets>> {
+    // Plain map operations only; a poisoned lock leaves a usable map.
+    sockets
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The shell's port allocator: binds the RTP and RTCP sockets of each
-/// allocated pair (skipping pairs the OS refuses) and drains what arrives
-/// on them until the media layer takes over.
+/// allocated pair (skipping pairs the OS refuses) and keeps them until the
+/// call's task takes them when the call starts. Releasing a port closes
+/// sockets nobody took; a call task closes its own when the call ends.
 struct BoundPorts {
     pool: RtpPortPool,
     bind_address: IpAddr,
-    sockets: HashMap<RtpPort, JoinHandle<()>>,
+    sockets: SharedSockets,
 }
 
 impl BoundPorts {
@@ -392,27 +511,19 @@ impl BoundPorts {
         Self {
             pool,
             bind_address,
-            sockets: HashMap::new(),
+            sockets: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    fn bind_pair(&self, port: RtpPort) -> std::io::Result<JoinHandle<()>> {
+    fn bind_pair(&self, port: RtpPort) -> std::io::Result<RtpSockets> {
         let rtp = std::net::UdpSocket::bind((self.bind_address, port.rtp()))?;
         let rtcp = std::net::UdpSocket::bind((self.bind_address, port.rtcp()))?;
         rtp.set_nonblocking(true)?;
         rtcp.set_nonblocking(true)?;
-        let rtp = UdpSocket::from_std(rtp)?;
-        let rtcp = UdpSocket::from_std(rtcp)?;
-        Ok(tokio::spawn(async move {
-            let mut rtp_buf = vec![0u8; 2048];
-            let mut rtcp_buf = vec![0u8; 2048];
-            loop {
-                tokio::select! {
-                    r = rtp.recv_from(&mut rtp_buf) => if r.is_err() { tokio::task::yield_now().await },
-                    r = rtcp.recv_from(&mut rtcp_buf) => if r.is_err() { tokio::task::yield_now().await },
-                }
-            }
-        }))
+        Ok(RtpSockets {
+            rtp: UdpSocket::from_std(rtp)?,
+            rtcp: UdpSocket::from_std(rtcp)?,
+        })
     }
 }
 
@@ -421,8 +532,8 @@ impl PortAllocator for BoundPorts {
         for _ in 0..self.pool.available() {
             let port = self.pool.allocate()?;
             match self.bind_pair(port) {
-                Ok(task) => {
-                    self.sockets.insert(port, task);
+                Ok(sockets) => {
+                    lock_sockets(&self.sockets).insert(port, sockets);
                     return Some(port);
                 }
                 Err(e) => {
@@ -435,9 +546,7 @@ impl PortAllocator for BoundPorts {
     }
 
     fn release(&mut self, port: RtpPort) {
-        if let Some(task) = self.sockets.remove(&port) {
-            task.abort();
-        }
+        lock_sockets(&self.sockets).remove(&port);
         self.pool.release(port);
     }
 

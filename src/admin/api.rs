@@ -15,7 +15,7 @@ use crate::notify::{
     conference_info, is_plain_address, InfoReason, Notice, NoticeStatus, Notifier, NotifyError,
 };
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -32,6 +32,12 @@ use std::time::SystemTime;
 pub const DEFAULT_PAGE: usize = 100;
 /// Largest page a client may ask for.
 pub const MAX_PAGE: usize = 1000;
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+/// Longest organizer id or display name, in bytes (the directory's limit).
+pub const MAX_TEXT: usize = 320;
+/// Digits in a leader PIN (the directory's rule).
+pub const LEADER_PIN_LEN: std::ops::RangeInclusive<usize> = 4..=12;
 
 /// Everything the handlers need; cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -123,8 +129,33 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(healthz))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method);
-    v1.layer(middleware::from_fn_with_state(state.clone(), require_token))
+    v1.layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(reject_announced_oversize))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn(close_after_unread_body))
         .with_state(state)
+}
+
+/// An error answered before the request body was read (401, 413, 415, …)
+/// leaves unread bytes on the connection, and the server then closes it.
+/// Saying so with `Connection: close` (RFC 9112 §9.6) keeps a client from
+/// sending its next request on a connection that is about to go away.
+async fn close_after_unread_body(req: Request, next: Next) -> Response {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let mut resp = next.run(req).await;
+    if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes
@@ -285,6 +316,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map_err(|r: QueryRejection| {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text())
             })
+    }
+}
+
+// ------------------------------------------------------------ body size
+
+/// Refuses a body whose announced `Content-Length` exceeds [`MAX_BODY`]
+/// before reading any of it (RFC 9110 §15.5.14), so a client that sent
+/// `Expect: 100-continue` never uploads it (§10.1.1). Bodies without a
+/// length are cut off at the same limit while being read.
+async fn reject_announced_oversize(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match announced {
+        Some(n) if n > MAX_BODY as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("a request body of {n} bytes is larger than the limit of {MAX_BODY}"),
+        )
+        .into_response(),
+        _ => next.run(req).await,
     }
 }
 
@@ -472,6 +526,7 @@ pub struct CreateOrganizer {
     pub id: String,
     pub display_name: String,
     pub email: String,
+    /// 4 to 12 digits; stored, never shown again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_pin: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -567,8 +622,14 @@ async fn create_organizer(
     State(state): State<AdminState>,
     ApiJson(body): ApiJson<CreateOrganizer>,
 ) -> Result<(StatusCode, Json<OrganizerView>), ApiError> {
-    check_text("id", &body.id, 256)?;
-    check_text("display_name", &body.display_name, 256)?;
+    check_text("id", &body.id, MAX_TEXT)?;
+    if body.id.chars().any(char::is_whitespace) {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "id must not contain whitespace",
+        ));
+    }
+    check_text("display_name", &body.display_name, MAX_TEXT)?;
     if !is_plain_address(&body.email) {
         return Err(ApiError::invalid(
             "invalid_field",
@@ -576,10 +637,10 @@ async fn create_organizer(
         ));
     }
     if let Some(pin) = &body.leader_pin {
-        if pin.is_empty() || pin.len() > 16 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        if !LEADER_PIN_LEN.contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ApiError::invalid(
                 "invalid_field",
-                "leader_pin must be 1 to 16 digits",
+                "leader_pin must be 4 to 12 digits",
             ));
         }
     }
@@ -644,7 +705,20 @@ async fn set_conference_id(
     ApiJson(body): ApiJson<SetConferenceId>,
 ) -> Result<Json<OrganizerView>, ApiError> {
     let cid = parse_cid(&state, &body.conference_id)?;
-    let org = state.dir().set_conference_id(id, cid).await?;
+    let org = match state.dir().set_conference_id(id.clone(), cid).await {
+        Ok(org) => org,
+        // PUT is idempotent (RFC 9110 §9.2.2): asking again for the ID the
+        // organizer already has (a retried request, say) is a success, not
+        // a conflict with itself.
+        Err(DirectoryError::InUse(taken)) => {
+            let org = state.dir().organizer(id).await?;
+            if org.conference_id != Some(taken) {
+                return Err(DirectoryError::InUse(taken).into());
+            }
+            org
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(Json(OrganizerView::new(org, &state.inner.dial_in)))
 }
 
@@ -723,7 +797,7 @@ async fn create_meeting(
     State(state): State<AdminState>,
     ApiJson(body): ApiJson<CreateMeeting>,
 ) -> Result<(StatusCode, Json<MeetingView>), ApiError> {
-    check_text("organizer", &body.organizer, 256)?;
+    check_text("organizer", &body.organizer, MAX_TEXT)?;
     let expires_at = body
         .expires_at
         .as_deref()

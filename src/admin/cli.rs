@@ -99,7 +99,7 @@ pub enum OrganizerCommand {
         /// Email address for conference-info notices.
         #[arg(long)]
         email: String,
-        /// Leader PIN (digits).
+        /// Leader PIN (4 to 12 digits).
         #[arg(long)]
         pin: Option<String>,
         /// Conference-ID mode (default: the directory's configured mode).

@@ -20,6 +20,24 @@
 //! GET    /v1/outbox?limit=                            notice log    200
 //! ```
 //!
+//! Error answers and their codes:
+//!
+//! ```text
+//! 400 malformed_json, bad_request (wrong or unknown fields), bad_query, bad_path
+//! 401 unauthorized (with WWW-Authenticate: Bearer)
+//! 404 not_found (unknown organizer, meeting or route)
+//! 405 method_not_allowed (with Allow)
+//! 409 already_exists, in_use, quarantined, wrong_mode, no_conference_id
+//! 413 body_too_large (bodies over 2 MiB; an announced length is refused unread)
+//! 415 unsupported_media_type (a body needs Content-Type: application/json)
+//! 422 invalid_conference_id, invalid_field, invalid_timestamp
+//! 500 storage; 503 notices_disabled, id_space_exhausted
+//! ```
+//!
+//! `PUT .../conference-id` is idempotent: asking for the ID the organizer
+//! already has succeeds without a change. A reset or set tombstones the
+//! previous ID (quarantined per `directory.quarantine`, forever by default).
+//!
 //! Timestamps are RFC 3339 UTC strings ([`rfc3339`]), in responses and in
 //! requests (`expires_at` of a meeting; unix seconds are not accepted).
 //! Conference IDs are digit strings (leading zeros kept).
@@ -91,8 +109,9 @@ pub struct AdminSettings {
     pub enabled: bool,
     /// Socket address the API listens on (`ip:port`).
     pub listen: String,
-    /// Bearer token required on `/v1/*`. The configuration layer also reads
-    /// it from `DIALGATE_ADMIN_TOKEN` so it need not sit in a file.
+    /// Bearer token required on `/v1/*`. It can come from the environment
+    /// (`DIALGATE_ADMIN_TOKEN`, which the CLI reads too, or
+    /// `DIALGATE__ADMIN__TOKEN`), so it need not sit in a file.
     pub token: Option<String>,
 }
 
@@ -139,7 +158,7 @@ impl AdminSettings {
             if !addr.ip().is_loopback() && self.token.is_none() {
                 errors.push(format!(
                     "admin.listen: {addr} is not a loopback address, so admin.token \
-                     (or DIALGATE_ADMIN_TOKEN) must be set"
+                     (or DIALGATE_ADMIN_TOKEN in the environment) must be set"
                 ));
             }
         }

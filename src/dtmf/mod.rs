@@ -23,6 +23,8 @@ use std::time::Instant;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DtmfSettings {
+    /// Which methods are listened to (default `auto`).
+    pub mode: DtmfMode,
     /// `[dtmf.inband]`: the in-band tone receiver.
     pub inband: inband::InBandSettings,
     /// `[dtmf.dedupe]`: merging one key press sent by two methods.
@@ -35,6 +37,40 @@ impl DtmfSettings {
         let mut problems = self.inband.validate();
         problems.extend(self.dedupe.validate());
         problems
+    }
+}
+
+/// Which DTMF methods a call listens to. SIP INFO digits are accepted in
+/// every mode: they cost nothing and a phone that sends them means them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtmfMode {
+    /// RFC 4733 telephone-events when the SDP negotiated them, else in-band
+    /// tones (a phone that offers telephone-event removes the tones from
+    /// the audio, RFC 4733 §2.6; one that does not leaves them in).
+    #[default]
+    Auto,
+    /// RFC 4733 telephone-events only (plus INFO).
+    Rfc4733,
+    /// SIP INFO only: nothing is detected in the RTP stream.
+    Info,
+    /// In-band tones only (plus INFO), even when telephone-event was negotiated.
+    Inband,
+}
+
+impl DtmfMode {
+    /// Whether RFC 4733 events are used, given whether they were negotiated.
+    pub fn uses_rfc4733(self, negotiated: bool) -> bool {
+        negotiated && matches!(self, DtmfMode::Auto | DtmfMode::Rfc4733)
+    }
+
+    /// Whether the in-band detector runs, given whether telephone-event was negotiated.
+    pub fn uses_inband(self, telephone_event_negotiated: bool) -> bool {
+        match self {
+            DtmfMode::Auto => !telephone_event_negotiated,
+            DtmfMode::Inband => true,
+            DtmfMode::Rfc4733 | DtmfMode::Info => false,
+        }
     }
 }
 
@@ -169,5 +205,20 @@ mod tests {
         assert!(toml::from_str::<DtmfSettings>("[inband]\nbogus = 1\n").is_err());
         let bad: DtmfSettings = toml::from_str("[dedupe]\nwindow_ms = 9000\n").unwrap();
         assert_eq!(bad.validate().len(), 1);
+    }
+
+    #[test]
+    fn mode_from_toml_and_method_choice() {
+        let s: DtmfSettings = toml::from_str("mode = \"inband\"\n").unwrap();
+        assert_eq!(s.mode, DtmfMode::Inband);
+        assert_eq!(DtmfSettings::default().mode, DtmfMode::Auto);
+        assert!(toml::from_str::<DtmfSettings>("mode = \"tones\"\n").is_err());
+        assert!(DtmfMode::Auto.uses_rfc4733(true));
+        assert!(!DtmfMode::Auto.uses_inband(true));
+        assert!(DtmfMode::Auto.uses_inband(false));
+        assert!(!DtmfMode::Info.uses_rfc4733(true));
+        assert!(!DtmfMode::Info.uses_inband(false));
+        assert!(DtmfMode::Inband.uses_inband(true));
+        assert!(!DtmfMode::Rfc4733.uses_rfc4733(false));
     }
 }

@@ -1,437 +1,181 @@
-//! Test support for the admin API and CLI: an in-memory directory that
-//! follows the service rules, and the real API server on 127.0.0.1:0.
+//! Test support for the admin API and CLI: the real daemon (embedded
+//! directory on a temporary data dir, SIP and admin API on loopback
+//! ephemeral ports) started in-process on its own runtime thread, and a
+//! small SMTP sink for the notice tests.
 #![allow(dead_code)]
 
-use dialgate::admin::{AdminState, DialInNumberView};
-use dialgate::directory::service::{
-    BoxFuture, DirectoryError, DirectoryService, IdMode, IdState, Meeting, NewMeeting,
-    NewOrganizer, Organizer, Page, ResetOutcome,
-};
-use dialgate::directory::{ConferenceId, DirectoryLookup, Lookup, Refusal, Route};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::SystemTime;
+use dialgate::config::{Config, DialInNumber, ListenSpec};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
-pub const ID_LEN: usize = 7;
+/// The admin bearer token of every test daemon.
+pub const TOKEN: &str = "t0ken-for-tests";
 
-#[derive(Clone, Debug)]
-enum Slot {
-    Active {
-        organizer: String,
-        meeting: String,
-        since: SystemTime,
-        expires_at: Option<SystemTime>,
-    },
-    /// Reset or deleted: quarantined for good in this fake.
-    Tombstone { organizer: String, at: SystemTime },
-}
+/// RTP ports of the admin tests (no call is made, so sharing is fine).
+pub const RTP_MIN: u16 = 48_000;
+pub const RTP_MAX: u16 = 48_199;
 
-#[derive(Default)]
-struct State {
-    organizers: BTreeMap<String, Organizer>,
-    meetings: BTreeMap<String, Meeting>,
-    ids: HashMap<ConferenceId, Slot>,
-    next_seed: u64,
-    next_meeting: u64,
-}
-
-/// An in-memory [`DirectoryService`]: organizer ids unique, IDs unique,
-/// a replaced ID is tombstoned (quarantined forever), meetings only for
-/// dynamic organizers.
-#[derive(Default)]
-pub struct FakeDirectory {
-    state: Mutex<State>,
-}
-
-fn ready<T: Send + 'static>(v: T) -> BoxFuture<'static, T> {
-    Box::pin(async move { v })
-}
-
-impl State {
-    fn fresh_id(&mut self) -> ConferenceId {
-        loop {
-            self.next_seed = (self.next_seed * 7_919 + 1_234_567) % 10_000_000;
-            let id = ConferenceId::from_value(self.next_seed, ID_LEN).unwrap();
-            if !self.ids.contains_key(&id) {
-                return id;
-            }
-        }
-    }
-
-    fn claimable(&self, id: ConferenceId, by: &str) -> Result<(), DirectoryError> {
-        match self.ids.get(&id) {
-            None => Ok(()),
-            Some(Slot::Active { organizer, .. }) if organizer == by => Ok(()),
-            Some(Slot::Active { .. }) => Err(DirectoryError::InUse(id)),
-            Some(Slot::Tombstone { .. }) => Err(DirectoryError::Quarantined(id)),
-        }
-    }
-
-    fn tombstone(&mut self, id: ConferenceId, organizer: &str) {
-        self.ids.insert(
-            id,
-            Slot::Tombstone {
-                organizer: organizer.to_owned(),
-                at: SystemTime::now(),
-            },
-        );
-    }
-
-    fn organizer_mut(&mut self, id: &str) -> Result<&mut Organizer, DirectoryError> {
-        self.organizers
-            .get_mut(id)
-            .ok_or_else(|| DirectoryError::NotFound {
-                what: "organizer",
-                id: id.to_owned(),
-            })
-    }
-
-    fn activate(&mut self, id: ConferenceId, organizer: &str) {
-        self.ids.insert(
-            id,
-            Slot::Active {
-                organizer: organizer.to_owned(),
-                meeting: format!("{organizer}/static"),
-                since: SystemTime::now(),
-                expires_at: None,
-            },
-        );
-    }
-}
-
-impl FakeDirectory {
-    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        f(&mut self.state.lock().unwrap())
-    }
-
-    pub fn organizer_count(&self) -> usize {
-        self.with(|s| s.organizers.len())
-    }
-
-    /// The stored leader PIN (tests check it never leaves the API).
-    pub fn pin_of(&self, id: &str) -> Option<String> {
-        self.with(|s| s.organizers.get(id).and_then(|o| o.leader_pin.clone()))
-    }
-}
-
-impl DirectoryLookup for FakeDirectory {
-    fn lookup(&self, id: ConferenceId, now: SystemTime) -> Lookup {
-        self.with(|s| match s.ids.get(&id) {
-            None => Lookup::Refused(Refusal::Unknown),
-            Some(Slot::Tombstone { .. }) => Lookup::Refused(Refusal::Reset),
-            Some(Slot::Active {
-                expires_at: Some(e),
-                ..
-            }) if *e <= now => Lookup::Refused(Refusal::Expired),
-            Some(Slot::Active {
-                organizer, meeting, ..
-            }) => Lookup::Active(Route {
-                organizer: organizer.as_str().into(),
-                meeting: meeting.as_str().into(),
-            }),
-        })
-    }
-}
-
-impl DirectoryService for FakeDirectory {
-    fn id_length(&self) -> usize {
-        ID_LEN
-    }
-
-    fn create_organizer(
-        &self,
-        new: NewOrganizer,
-    ) -> BoxFuture<'_, Result<Organizer, DirectoryError>> {
-        ready(self.with(|s| {
-            if s.organizers.contains_key(&new.id) {
-                return Err(DirectoryError::AlreadyExists {
-                    what: "organizer",
-                    id: new.id,
-                });
-            }
-            let mode = new.mode.unwrap_or_default();
-            let conference_id = match (mode, new.conference_id) {
-                (IdMode::Dynamic, Some(_)) => {
-                    return Err(DirectoryError::WrongMode(new.id, IdMode::Dynamic))
-                }
-                (IdMode::Dynamic, None) => None,
-                (IdMode::Static, Some(id)) => {
-                    s.claimable(id, &new.id)?;
-                    Some(id)
-                }
-                (IdMode::Static, None) => Some(s.fresh_id()),
-            };
-            if let Some(id) = conference_id {
-                s.activate(id, &new.id);
-            }
-            let now = SystemTime::now();
-            let org = Organizer {
-                id: new.id.clone(),
-                display_name: new.display_name,
-                email: new.email,
-                leader_pin: new.leader_pin,
-                mode,
-                conference_id,
-                created_at: now,
-                updated_at: now,
-            };
-            s.organizers.insert(new.id, org.clone());
-            Ok(org)
-        }))
-    }
-
-    fn organizer(&self, id: String) -> BoxFuture<'_, Result<Organizer, DirectoryError>> {
-        ready(self.with(|s| s.organizer_mut(&id).map(|o| o.clone())))
-    }
-
-    fn list_organizers(
-        &self,
-        after: Option<String>,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Page<Organizer>, DirectoryError>> {
-        ready(self.with(|s| {
-            let mut items: Vec<Organizer> = match &after {
-                Some(a) => s
-                    .organizers
-                    .range::<String, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
-                    .map(|(_, o)| o.clone())
-                    .take(limit + 1)
-                    .collect(),
-                None => s.organizers.values().take(limit + 1).cloned().collect(),
-            };
-            let next = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(|o| o.id.clone())
-            } else {
-                None
-            };
-            Ok(Page { items, next })
-        }))
-    }
-
-    fn delete_organizer(&self, id: String) -> BoxFuture<'_, Result<(), DirectoryError>> {
-        ready(self.with(|s| {
-            let org = s.organizer_mut(&id)?.clone();
-            if let Some(cid) = org.conference_id {
-                s.tombstone(cid, &id);
-            }
-            let meetings: Vec<Meeting> = s
-                .meetings
-                .values()
-                .filter(|m| m.organizer == id)
-                .cloned()
-                .collect();
-            for m in meetings {
-                s.tombstone(m.conference_id, &id);
-                s.meetings.remove(&m.id);
-            }
-            s.organizers.remove(&id);
-            Ok(())
-        }))
-    }
-
-    fn set_conference_id(
-        &self,
-        organizer: String,
-        id: ConferenceId,
-    ) -> BoxFuture<'_, Result<Organizer, DirectoryError>> {
-        ready(self.with(|s| {
-            let org = s.organizer_mut(&organizer)?.clone();
-            if org.mode == IdMode::Dynamic {
-                return Err(DirectoryError::WrongMode(organizer, IdMode::Dynamic));
-            }
-            if org.conference_id == Some(id) {
-                return Ok(org);
-            }
-            s.claimable(id, &organizer)?;
-            if let Some(old) = org.conference_id {
-                s.tombstone(old, &organizer);
-            }
-            s.activate(id, &organizer);
-            let o = s.organizer_mut(&organizer)?;
-            o.conference_id = Some(id);
-            o.updated_at = SystemTime::now();
-            Ok(o.clone())
-        }))
-    }
-
-    fn reset_conference_id(
-        &self,
-        organizer: String,
-    ) -> BoxFuture<'_, Result<ResetOutcome, DirectoryError>> {
-        ready(self.with(|s| {
-            let org = s.organizer_mut(&organizer)?.clone();
-            let (IdMode::Static, Some(previous)) = (org.mode, org.conference_id) else {
-                return Err(DirectoryError::WrongMode(organizer, org.mode));
-            };
-            let current = s.fresh_id();
-            s.tombstone(previous, &organizer);
-            s.activate(current, &organizer);
-            let o = s.organizer_mut(&organizer)?;
-            o.conference_id = Some(current);
-            o.updated_at = SystemTime::now();
-            Ok(ResetOutcome {
-                organizer: o.clone(),
-                previous,
-                current,
-            })
-        }))
-    }
-
-    fn create_meeting(&self, new: NewMeeting) -> BoxFuture<'_, Result<Meeting, DirectoryError>> {
-        ready(self.with(|s| {
-            let org = s.organizer_mut(&new.organizer)?.clone();
-            if org.mode != IdMode::Dynamic {
-                return Err(DirectoryError::WrongMode(org.id, org.mode));
-            }
-            let conference_id = s.fresh_id();
-            s.next_meeting += 1;
-            let id = format!("m{}", s.next_meeting);
-            let now = SystemTime::now();
-            s.ids.insert(
-                conference_id,
-                Slot::Active {
-                    organizer: org.id.clone(),
-                    meeting: id.clone(),
-                    since: now,
-                    expires_at: new.expires_at,
-                },
-            );
-            let m = Meeting {
-                id: id.clone(),
-                organizer: org.id,
-                conference_id,
-                expires_at: new.expires_at,
-                created_at: now,
-            };
-            s.meetings.insert(id, m.clone());
-            Ok(m)
-        }))
-    }
-
-    fn meeting(&self, id: String) -> BoxFuture<'_, Result<Meeting, DirectoryError>> {
-        ready(self.with(|s| {
-            s.meetings
-                .get(&id)
-                .cloned()
-                .ok_or(DirectoryError::NotFound {
-                    what: "meeting",
-                    id,
-                })
-        }))
-    }
-
-    fn delete_meeting(&self, id: String) -> BoxFuture<'_, Result<(), DirectoryError>> {
-        ready(self.with(|s| {
-            let m = s.meetings.remove(&id).ok_or(DirectoryError::NotFound {
-                what: "meeting",
-                id,
-            })?;
-            s.tombstone(m.conference_id, &m.organizer);
-            Ok(())
-        }))
-    }
-
-    fn conference_id_status(
-        &self,
-        id: ConferenceId,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<IdState, DirectoryError>> {
-        ready(self.with(|s| {
-            Ok(match s.ids.get(&id) {
-                None => IdState::Unknown,
-                Some(Slot::Tombstone { organizer, at }) => IdState::Reset {
-                    organizer: organizer.clone(),
-                    at: *at,
-                    quarantined_until: None,
-                },
-                Some(Slot::Active {
-                    organizer,
-                    meeting,
-                    expires_at: Some(e),
-                    ..
-                }) if *e <= now => IdState::Expired {
-                    organizer: organizer.clone(),
-                    meeting: meeting.clone(),
-                    at: *e,
-                },
-                Some(Slot::Active {
-                    organizer,
-                    meeting,
-                    since,
-                    ..
-                }) => IdState::Active {
-                    organizer: organizer.clone(),
-                    meeting: meeting.clone(),
-                    since: *since,
-                },
-            })
-        }))
-    }
-}
-
-pub fn dial_in_numbers() -> Vec<DialInNumberView> {
+/// The dial-in numbers of the test daemons, as the API shows them.
+pub fn dial_in_numbers() -> Vec<DialInNumber> {
     vec![
-        DialInNumberView {
+        DialInNumber {
             number: "+44 20 7946 0000".into(),
-            label: "London".into(),
             language: "en-GB".into(),
+            label: "London".into(),
         },
-        DialInNumberView {
+        DialInNumber {
             number: "+1 425 555 0100".into(),
-            label: "Redmond".into(),
             language: "en-US".into(),
+            label: "Redmond".into(),
         },
     ]
 }
 
-/// The real admin API server on 127.0.0.1:0, on its own runtime thread;
-/// stopped (gracefully) on drop.
-pub struct TestServer {
-    pub url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// A valid config for a daemon on loopback ephemeral ports with its
+/// directory in `data_dir`.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config::embedded();
+    config.sip.listen = vec![
+        "udp:127.0.0.1:0".parse::<ListenSpec>().unwrap(),
+        "tcp:127.0.0.1:0".parse::<ListenSpec>().unwrap(),
+    ];
+    config.sip.shutdown_grace = std::time::Duration::from_secs(1);
+    config.rtp.port_min = RTP_MIN;
+    config.rtp.port_max = RTP_MAX;
+    config.admin.listen = "127.0.0.1:0".into();
+    config.admin.token = Some(TOKEN.into());
+    config.directory.data_dir = data_dir.to_owned();
+    config.dial_in_numbers = dial_in_numbers();
+    config
 }
 
-impl TestServer {
-    /// `make_state` runs on the server's runtime (a notifier needs one).
-    pub fn start(make_state: impl FnOnce() -> AdminState + Send + 'static) -> Self {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+/// Points `config`'s notices at an SMTP server on loopback `port`, with
+/// the outbox in `outbox_dir`.
+pub fn with_smtp(mut config: Config, port: u16, outbox_dir: &Path) -> Config {
+    config.notify.smtp_host = Some("127.0.0.1".into());
+    config.notify.smtp_port = port;
+    config.notify.from = Some("conferencing@contoso.com".into());
+    config.notify.outbox_dir = outbox_dir.to_owned();
+    config.notify.retry_initial_secs = 1;
+    config.notify.smtp_timeout_secs = 5;
+    config
+}
+
+/// The real daemon, running on its own runtime thread. Stopped gracefully
+/// (`shutdown` + `join`) by [`TestDaemon::stop`] or on drop.
+pub struct TestDaemon {
+    /// `http://127.0.0.1:PORT` of the admin API.
+    pub url: String,
+    pub admin_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl TestDaemon {
+    /// Starts `Daemon::start(&config)`; panics with the reason if it fails.
+    pub fn start(config: Config) -> TestDaemon {
+        match Self::try_start(config) {
+            Ok(d) => d,
+            Err(e) => panic!("daemon did not start: {e}"),
+        }
+    }
+
+    /// Starts the daemon, or says why it would not start.
+    pub fn try_start(config: Config) -> Result<TestDaemon, String> {
+        let (addr_tx, addr_rx) = mpsc::channel::<Result<SocketAddr, String>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || -> Result<(), String> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
-                .unwrap();
+                .map_err(|e| e.to_string())?;
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let state = make_state();
-                dialgate::admin::serve(listener, state, async {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .unwrap();
-            });
+                let daemon = match dialgate::daemon::Daemon::start(&config).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(format!("{e:#}")));
+                        return Ok(());
+                    }
+                };
+                let addr = daemon.admin_addr().ok_or("admin API not enabled");
+                let _ = addr_tx.send(addr.map_err(str::to_owned));
+                let _ = stop_rx.await;
+                daemon.shutdown();
+                daemon.join().await.map_err(|e| format!("{e:#}"))
+            })
         });
-        let addr = addr_rx.recv().unwrap();
-        TestServer {
-            url: format!("http://{addr}"),
-            stop: Some(stop_tx),
-            thread: Some(thread),
+        let addr = addr_rx
+            .recv()
+            .map_err(|_| "daemon thread ended without an answer".to_owned())?;
+        match addr {
+            Ok(addr) => Ok(TestDaemon {
+                url: format!("http://{addr}"),
+                admin_addr: addr,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                let _ = thread.join();
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops the daemon and waits until it has closed the directory.
+    pub fn stop(mut self) {
+        self.halt().expect("daemon stops cleanly");
+    }
+
+    fn halt(&mut self) -> Result<(), String> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| "daemon thread panicked".to_owned())?,
+            None => Ok(()),
         }
     }
 }
 
-impl Drop for TestServer {
+impl Drop for TestDaemon {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        let _ = self.halt();
+    }
+}
+
+/// A daemon plus the temporary directories it lives in.
+pub struct Env {
+    pub daemon: TestDaemon,
+    pub config: Config,
+    pub data: tempfile::TempDir,
+}
+
+impl Env {
+    /// A daemon with the token, the test dial-in numbers and no notices.
+    pub fn start() -> Env {
+        Self::start_with(|c| c)
+    }
+
+    /// Like [`Env::start`] with the config adjusted by `adjust`.
+    pub fn start_with(adjust: impl FnOnce(Config) -> Config) -> Env {
+        let data = tempfile::tempdir().unwrap();
+        let config = adjust(test_config(&data.path().join("directory")));
+        let daemon = TestDaemon::start(config.clone());
+        Env {
+            daemon,
+            config,
+            data,
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.daemon.url
+    }
+
+    pub fn directory_dir(&self) -> PathBuf {
+        self.config.directory.data_dir.clone()
     }
 }
 
@@ -441,4 +185,64 @@ pub fn agent() -> ureq::Agent {
         .http_status_as_error(false)
         .build()
         .new_agent()
+}
+
+/// An SMTP server on a std thread that accepts any number of connections
+/// and messages and hands back each message's DATA text.
+pub fn smtp_sink() -> (u16, mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let Ok(mut w) = stream.try_clone() else {
+                    return;
+                };
+                let mut lines = BufReader::new(stream).lines();
+                if w.write_all(b"220 sink\r\n").is_err() {
+                    return;
+                }
+                while let Some(Ok(line)) = lines.next() {
+                    let upper = line.to_ascii_uppercase();
+                    let reply: &[u8] = if upper.starts_with("EHLO")
+                        || upper.starts_with("HELO")
+                        || upper.starts_with("MAIL")
+                        || upper.starts_with("RCPT")
+                        || upper.starts_with("RSET")
+                        || upper.starts_with("NOOP")
+                    {
+                        b"250 ok\r\n"
+                    } else if upper == "DATA" {
+                        if w.write_all(b"354 go\r\n").is_err() {
+                            return;
+                        }
+                        let mut data = String::new();
+                        for l in lines.by_ref() {
+                            let Ok(l) = l else { return };
+                            if l == "." {
+                                break;
+                            }
+                            data.push_str(&l);
+                            data.push('\n');
+                        }
+                        let _ = tx.send(data);
+                        b"250 queued\r\n"
+                    } else if upper == "QUIT" {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        return;
+                    } else {
+                        b"500 ?\r\n"
+                    };
+                    if w.write_all(reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, rx)
 }

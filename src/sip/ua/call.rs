@@ -2,11 +2,11 @@
 //! (§12), offer/answer (RFC 3264) and the requests inside it (§14, §15,
 //! RFC 6086 INFO, RFC 3311 UPDATE).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::respond::{self, contact_ip, format_host_port};
-use super::{CallKey, EndReason, Flow, TxId, UaEvent, UserAgent, ACCEPT, ALLOW};
+use super::{CallKey, CallerInfo, EndReason, Flow, TxId, UaEvent, UserAgent, ACCEPT, ALLOW};
 use crate::media::ports::RtpPort;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{HeaderName, Message, Method};
@@ -55,6 +55,7 @@ pub(super) struct Call {
     pub(super) started: bool,
     pub(super) end_reason: Option<EndReason>,
     pub(super) span: tracing::Span,
+    pub(super) caller: CallerInfo,
 }
 
 impl Call {
@@ -222,6 +223,7 @@ impl UserAgent {
             .and_then(|u| u.user.map(str::to_string))
             .unwrap_or_default();
         tracing::info!(parent: &span, caller = %mask(&caller), rtp_port = rtp.rtp(), "incoming call");
+        let caller_info = self.caller_info(&request, caller.clone(), source.remote.ip());
         tracing::debug!(parent: &span, caller = %caller, "caller number");
         let contact_host = format_host_port(
             contact_ip(&self.settings, source.local, request_uri_host),
@@ -269,6 +271,7 @@ impl UserAgent {
                 started: false,
                 end_reason: None,
                 span,
+                caller: caller_info,
             },
         );
         match answer_at {
@@ -289,6 +292,27 @@ impl UserAgent {
                 }
                 self.schedule_call(key, at);
             }
+        }
+    }
+
+    /// Who is calling: P-Asserted-Identity only from a trunk, From user,
+    /// source address.
+    fn caller_info(&self, request: &Message, from_user: String, source: IpAddr) -> CallerInfo {
+        let is_trunk = self.settings.trunks.iter().any(|t| t.contains(source));
+        let asserted_user = if is_trunk {
+            request
+                .header(HeaderName::PAssertedIdentity)
+                .and_then(|v| crate::sip::message::NameAddr::parse(v).ok())
+                .and_then(|n| Uri::parse(n.uri).ok())
+                .and_then(|u| u.user.map(str::to_string))
+        } else {
+            None
+        };
+        CallerInfo {
+            asserted_user,
+            from_user: (!from_user.is_empty()).then_some(from_user),
+            source,
+            is_trunk,
         }
     }
 
@@ -418,6 +442,7 @@ impl UserAgent {
                     language: c.language.clone(),
                     rtp: c.rtp,
                     media: Box::new(media),
+                    caller: Box::new(c.caller.clone()),
                 });
             }
         }
@@ -456,6 +481,18 @@ impl UserAgent {
             }
             Method::Invite | Method::Update => self.offer_in_dialog(key, id, method, request, now),
             Method::Info => {
+                // A DTMF body that does not parse gets 400 and no digit
+                // (RFC 6086 §4.2.2 leaves bodies to the package; phones
+                // resend nothing, but the fault is visible in traces).
+                let content_type = request.content_type().unwrap_or("");
+                if crate::dtmf::info::is_dtmf_info_content_type(content_type) {
+                    if let Err(e) = crate::dtmf::info::parse_info_body(content_type, request.body())
+                    {
+                        tracing::debug!(parent: &c.span, error = %e, "malformed DTMF INFO");
+                        self.respond(id, &request, 400, "Malformed DTMF Body", None, now);
+                        return;
+                    }
+                }
                 self.respond(id, &request, 200, "OK", None, now);
                 self.events.push_back(UaEvent::Info {
                     call: key,

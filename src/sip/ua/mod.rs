@@ -101,6 +101,8 @@ pub enum UaEvent {
         rtp: RtpPort,
         /// The negotiated media.
         media: Box<Negotiated>,
+        /// Who is calling, for the guessing defence.
+        caller: Box<CallerInfo>,
     },
     /// A re-INVITE or UPDATE changed the media (hold, resume, codec).
     MediaChanged {
@@ -127,6 +129,22 @@ pub enum UaEvent {
         /// Why.
         reason: EndReason,
     },
+}
+
+/// Who placed a call, as the guessing defence needs it
+/// ([`crate::ivr::CallerIdentity::derive`]). Caller numbers are personal
+/// data: keep them out of logs above debug level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallerInfo {
+    /// User part of P-Asserted-Identity (RFC 3325), taken only from a
+    /// configured trunk (the trust domain of RFC 3325 §2.3).
+    pub asserted_user: Option<String>,
+    /// User part of the From URI.
+    pub from_user: Option<String>,
+    /// Source address of the INVITE.
+    pub source: IpAddr,
+    /// The source is a configured trunk.
+    pub is_trunk: bool,
 }
 
 /// Message counters of the core.

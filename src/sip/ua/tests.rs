@@ -987,3 +987,68 @@ mod robustness {
         }
     }
 }
+
+#[test]
+fn malformed_dtmf_info_gets_400_and_no_digit() {
+    let mut h = Harness::new();
+    let tag = established(&mut h, "call-badinfo");
+    h.events();
+    let text = in_dialog(
+        "INFO",
+        "call-badinfo",
+        &tag,
+        "z9hG4bK-binfo",
+        2,
+        Some("Signal=Z\n"),
+    )
+    .replace("application/sdp", "application/dtmf-relay");
+    h.send(&text);
+    assert_eq!(h.statuses(), vec![400]);
+    assert!(h.events().is_empty());
+    // A well-formed one after it still gets through.
+    let text = in_dialog("INFO", "call-badinfo", &tag, "z9hG4bK-binfo2", 3, Some("7"))
+        .replace("application/sdp", "application/dtmf");
+    h.send(&text);
+    assert_eq!(h.statuses(), vec![200]);
+    assert_eq!(h.events().len(), 1);
+}
+
+#[test]
+fn call_started_names_the_caller() {
+    let mut h = Harness::new();
+    let ok = h.call("call-who");
+    let tag = to_tag(&ok);
+    h.send(&ack("call-who", &tag, "z9hG4bK-ackw", 1, None));
+    match h.events().as_slice() {
+        [UaEvent::CallStarted { caller, .. }] => {
+            assert_eq!(caller.from_user.as_deref(), Some("14255550123"));
+            assert_eq!(caller.asserted_user, None);
+            assert!(caller.is_trunk, "127.0.0.1 is in the loopback trunk");
+            assert_eq!(caller.source, "127.0.0.1".parse::<IpAddr>().unwrap());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn asserted_identity_from_a_trunk_is_taken() {
+    let mut h = Harness::new();
+    let text = invite("call-pai", "z9hG4bK-call-pai", 1, Some(OFFER)).replace(
+        "Max-Forwards: 70",
+        "Max-Forwards: 70\nP-Asserted-Identity: \"A\" <sip:+14255550999@trunk.example>",
+    );
+    h.send(&text);
+    let ok = h
+        .sent()
+        .into_iter()
+        .map(|(_, m)| m)
+        .find(|m| m.status() == Some(200))
+        .unwrap();
+    h.send(&ack("call-pai", &to_tag(&ok), "z9hG4bK-ackp", 1, None));
+    match h.events().as_slice() {
+        [UaEvent::CallStarted { caller, .. }] => {
+            assert_eq!(caller.asserted_user.as_deref(), Some("+14255550999"));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,597 @@
+//! The tokio shell of the call path: one task per answered call around its
+//! [`CallSession`], all sharing one pacer thread, one prompt library, one
+//! directory and one guessing defence.
+//!
+//! The SIP driver owns a [`CallPath`] and tells it what the user agent
+//! core reports ([`CallPath::call_started`], [`CallPath::info`],
+//! [`CallPath::media_changed`], [`CallPath::call_ended`]); calls the path
+//! wants hung up come back on the channel returned by [`CallPath::new`].
+//!
+//! Each call task owns the call's RTP and RTCP sockets, feeds received
+//! datagrams to the session, carries out its actions (prompts on the
+//! pacer, directory lookups, guard reports) and sleeps until the session's
+//! next deadline. The guard sits behind a std `Mutex`: it is only held for
+//! a few hash-map operations and never across an `.await`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context as _;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{CallAction, CallSession, MediaParams, PromptEvent};
+use crate::directory::{ConferenceId, DirectoryLookup, Lookup, Refusal};
+use crate::dtmf::{Digit, DtmfSettings};
+use crate::ivr::{CallVerdict, CallerIdentity, GuessingGuard, IvrSettings};
+use crate::media::pacer::{PacerEvent, PacerHandle, PacerShell, StreamId};
+use crate::media::prompts::PromptLibrary;
+use crate::media::rtp::{RtpSender, DEFAULT_EVENT_PT};
+use crate::media::{MediaSettings, PromptId};
+use crate::sip::sdp::Negotiated;
+use crate::sip::ua::{CallKey, CallerInfo};
+
+/// The settings the call path uses, taken from the daemon configuration.
+#[derive(Clone, Debug, Default)]
+pub struct CallPathSettings {
+    /// `[media]`: prompts, media timeout, symmetric RTP.
+    pub media: MediaSettings,
+    /// `[dtmf]`: which methods, detector settings.
+    pub dtmf: DtmfSettings,
+    /// `[ivr]`: the attendant and its guessing defence.
+    pub ivr: IvrSettings,
+}
+
+impl CallPathSettings {
+    /// The call path's sections of the configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        CallPathSettings {
+            media: config.media.clone(),
+            dtmf: config.dtmf.clone(),
+            ivr: config.ivr.clone(),
+        }
+    }
+}
+
+/// What the call path is given from outside the configuration.
+#[derive(Clone)]
+pub struct Services {
+    /// The conference-ID directory asked on every entry.
+    pub directory: Arc<dyn DirectoryLookup>,
+}
+
+impl Services {
+    /// Services with an empty directory: every ID is refused as unknown.
+    pub fn empty() -> Services {
+        Services {
+            directory: Arc::new(StaticDirectory::default()),
+        }
+    }
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services::empty()
+    }
+}
+
+/// A fixed in-memory directory (tests, labs): the answer for each listed
+/// ID, `Refused(Unknown)` for the rest. Read-only after construction, so
+/// lookups take no lock.
+#[derive(Clone, Debug, Default)]
+pub struct StaticDirectory {
+    entries: HashMap<ConferenceId, Lookup>,
+}
+
+impl StaticDirectory {
+    /// A directory answering `lookup` for `id`.
+    pub fn with(mut self, id: ConferenceId, lookup: Lookup) -> Self {
+        self.entries.insert(id, lookup);
+        self
+    }
+}
+
+impl DirectoryLookup for StaticDirectory {
+    fn lookup(&self, id: ConferenceId, _now: SystemTime) -> Lookup {
+        self.entries
+            .get(&id)
+            .cloned()
+            .unwrap_or(Lookup::Refused(Refusal::Unknown))
+    }
+}
+
+/// A call's RTP and RTCP sockets, bound when its port pair was allocated.
+#[derive(Debug)]
+pub struct RtpSockets {
+    /// The RTP socket (even port).
+    pub rtp: UdpSocket,
+    /// The RTCP socket (odd port).
+    pub rtcp: UdpSocket,
+}
+
+/// What the driver tells a call task.
+#[derive(Debug)]
+enum ToCall {
+    InfoDigit(Digit),
+    MediaChanged(MediaParams),
+}
+
+struct RunningCall {
+    tx: mpsc::UnboundedSender<ToCall>,
+    task: JoinHandle<()>,
+}
+
+/// Everything calls share, cheap to hand to each task.
+struct Shared {
+    settings: CallPathSettings,
+    prompts: PromptLibrary,
+    directory: Arc<dyn DirectoryLookup>,
+    guard: Mutex<GuessingGuard>,
+    pacer: PacerHandle<UdpSocket>,
+    hang_ups: mpsc::UnboundedSender<CallKey>,
+    counters: PathCounters,
+}
+
+#[derive(Default)]
+struct PathCounters {
+    routed: AtomicU64,
+    entries_failed: AtomicU64,
+    early_refusals: AtomicU64,
+}
+
+/// Counters of the call path since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallPathStats {
+    /// Callers who keyed a valid ID and were routed.
+    pub routed: u64,
+    /// Failed entries (wrong, malformed or empty).
+    pub entries_failed: u64,
+    /// Callers refused at the start by the guessing defence.
+    pub early_refusals: u64,
+}
+
+/// The call path of a running server: starts and stops the call tasks.
+pub struct CallPath {
+    shared: Arc<Shared>,
+    calls: HashMap<CallKey, RunningCall>,
+    /// Keeps the pacer thread alive; dropped last.
+    _pacer: PacerShell<UdpSocket>,
+}
+
+impl CallPath {
+    /// Loads the prompts (a missing or unusable prompt file is an error
+    /// naming it) and starts the pacer thread. Calls to hang up arrive on
+    /// the returned receiver.
+    pub fn new(
+        settings: CallPathSettings,
+        services: Services,
+    ) -> anyhow::Result<(CallPath, mpsc::UnboundedReceiver<CallKey>)> {
+        let prompts = PromptLibrary::load(&settings.media).with_context(|| {
+            format!(
+                "loading prompts from {}",
+                settings.media.prompt_dir.display()
+            )
+        })?;
+        let pacer = PacerShell::spawn_with_nice(settings.media.pacer_nice)
+            .context("starting the pacer thread")?;
+        let (hang_ups, hang_up_rx) = mpsc::unbounded_channel();
+        let guard = Mutex::new(GuessingGuard::new(settings.ivr.guard.clone()));
+        let shared = Arc::new(Shared {
+            settings,
+            prompts,
+            directory: services.directory,
+            guard,
+            pacer: pacer.handle(),
+            hang_ups,
+            counters: PathCounters::default(),
+        });
+        Ok((
+            CallPath {
+                shared,
+                calls: HashMap::new(),
+                _pacer: pacer,
+            },
+            hang_up_rx,
+        ))
+    }
+
+    /// Logs a warning for each language asked for (by a dial-in number)
+    /// that has no prompt set: its callers hear the default language.
+    pub fn check_languages<'a>(&self, languages: impl IntoIterator<Item = &'a str>) {
+        for language in languages {
+            if !self.shared.prompts.languages().any(|l| l == language) {
+                tracing::warn!(
+                    language,
+                    default = self.shared.settings.media.default_language,
+                    "no prompts for this dial-in number's language; the default language is played"
+                );
+            }
+        }
+    }
+
+    /// Calls with a running task.
+    pub fn active(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> CallPathStats {
+        self.probe().stats()
+    }
+
+    /// Streams attached to the pacer (one per call with a destination).
+    pub fn pacer_streams(&self) -> usize {
+        self.probe().pacer_streams()
+    }
+
+    /// A handle that reads the live counters from anywhere.
+    pub fn probe(&self) -> CallPathProbe {
+        CallPathProbe(self.shared.clone())
+    }
+
+    /// A call is answered and confirmed: asks the guessing defence, then
+    /// starts the call's task on its sockets. Without sockets (the port's
+    /// binding was lost) the call is hung up at once.
+    pub fn call_started(
+        &mut self,
+        call: CallKey,
+        call_id: &str,
+        language: &str,
+        media: &Negotiated,
+        caller: &CallerInfo,
+        sockets: Option<RtpSockets>,
+    ) {
+        let Some(sockets) = sockets else {
+            tracing::warn!(%call_id, "no RTP socket for the call, hanging up");
+            let _ = self.shared.hang_ups.send(call);
+            return;
+        };
+        let now = Instant::now();
+        let verdict = {
+            let identity = identity(caller);
+            lock(&self.shared.guard).check_call(&identity, caller.source, caller.is_trunk, now)
+        };
+        let early_refusal = match verdict {
+            CallVerdict::Admit => None,
+            CallVerdict::Refuse { reason, .. } => {
+                tracing::info!(%call_id, ?reason, "caller refused by the guessing defence");
+                self.shared
+                    .counters
+                    .early_refusals
+                    .fetch_add(1, Ordering::Relaxed);
+                Some(reason)
+            }
+        };
+        let params = MediaParams::from_negotiated(media);
+        let s = &self.shared.settings;
+        let session = CallSession::new(&s.ivr, &s.dtmf, &s.media, params, early_refusal, now);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let span = tracing::info_span!("ivr", %call_id);
+        let task = CallTask {
+            key: call,
+            session,
+            shared: self.shared.clone(),
+            language: language.to_owned(),
+            caller: caller.clone(),
+            rtp: Arc::new(sockets.rtp),
+            rtcp: sockets.rtcp,
+            audio_pt: params.audio_pt,
+            event_pt: params.event_pt,
+            stream: None,
+            pending_play: None,
+            hung_up: false,
+            span,
+        };
+        let handle = tokio::spawn(task.run(rx, now));
+        self.calls.insert(call, RunningCall { tx, task: handle });
+    }
+
+    /// An INFO in a call: a DTMF body's digit goes to the call's task
+    /// (malformed bodies were answered 400 by the core and are skipped).
+    pub fn info(&mut self, call: CallKey, content_type: Option<&str>, body: &[u8]) {
+        let Some(ct) = content_type else { return };
+        if !crate::dtmf::info::is_dtmf_info_content_type(ct) {
+            return;
+        }
+        let Ok(info) = crate::dtmf::info::parse_info_body(ct, body) else {
+            return;
+        };
+        if let Some(c) = self.calls.get(&call) {
+            let _ = c.tx.send(ToCall::InfoDigit(info.digit));
+        }
+    }
+
+    /// A re-INVITE or UPDATE changed the call's media.
+    pub fn media_changed(&mut self, call: CallKey, media: &Negotiated) {
+        if let Some(c) = self.calls.get(&call) {
+            let _ =
+                c.tx.send(ToCall::MediaChanged(MediaParams::from_negotiated(media)));
+        }
+    }
+
+    /// The call ended (either side): its task stops, its pacer stream goes
+    /// and its sockets close.
+    pub fn call_ended(&mut self, call: CallKey) {
+        // Dropping the sender ends the task's loop; it removes its stream.
+        self.calls.remove(&call);
+    }
+
+    /// Waits for every call task to finish (after their calls ended).
+    pub async fn join_all(&mut self) {
+        for (_, c) in self.calls.drain() {
+            drop(c.tx);
+            let _ = c.task.await;
+        }
+    }
+}
+
+/// Reads the call path's live counters (for the server's stats).
+#[derive(Clone)]
+pub struct CallPathProbe(Arc<Shared>);
+
+impl CallPathProbe {
+    /// Counters since start.
+    pub fn stats(&self) -> CallPathStats {
+        let c = &self.0.counters;
+        CallPathStats {
+            routed: c.routed.load(Ordering::Relaxed),
+            entries_failed: c.entries_failed.load(Ordering::Relaxed),
+            early_refusals: c.early_refusals.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Streams attached to the pacer.
+    pub fn pacer_streams(&self) -> usize {
+        self.0.pacer.len()
+    }
+}
+
+impl std::fmt::Debug for CallPathProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallPathProbe").finish_non_exhaustive()
+    }
+}
+
+fn lock(guard: &Mutex<GuessingGuard>) -> std::sync::MutexGuard<'_, GuessingGuard> {
+    // The guard's tables stay consistent between operations; a poisoned
+    // lock (a panic elsewhere) leaves them usable.
+    guard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn identity(caller: &CallerInfo) -> CallerIdentity<'_> {
+    CallerIdentity::derive(caller.asserted_user.as_deref(), caller.from_user.as_deref())
+}
+
+struct CallTask {
+    key: CallKey,
+    session: CallSession,
+    shared: Arc<Shared>,
+    language: String,
+    caller: CallerInfo,
+    rtp: Arc<UdpSocket>,
+    rtcp: UdpSocket,
+    audio_pt: u8,
+    event_pt: Option<u8>,
+    /// The pacer stream, once there is somewhere to send.
+    stream: Option<StreamId>,
+    /// A prompt asked for before there was a destination.
+    pending_play: Option<PromptId>,
+    hung_up: bool,
+    span: tracing::Span,
+}
+
+impl CallTask {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ToCall>, now: Instant) {
+        let mut pacer_events: Option<mpsc::UnboundedReceiver<PacerEvent>> = None;
+        if let Some(dest) = self.session.destination() {
+            pacer_events = self.attach(dest);
+        }
+        self.session.start(now);
+        let mut rtp_buf = [0u8; 2048];
+        let mut rtcp_buf = [0u8; 1500];
+        loop {
+            self.carry_out(&mut pacer_events);
+            let deadline = self.session.poll_timeout();
+            tokio::select! {
+                received = self.rtp.recv_from(&mut rtp_buf) => match received {
+                    Ok((n, from)) => {
+                        let data = rtp_buf.get(..n).unwrap_or(&[]);
+                        self.session.handle_rtp(data, from, Instant::now());
+                    }
+                    // An ICMP error reported on the socket: nothing to read.
+                    Err(_) => tokio::task::yield_now().await,
+                },
+                received = self.rtcp.recv_from(&mut rtcp_buf) => match received {
+                    Ok((n, from)) => {
+                        let data = rtcp_buf.get(..n).unwrap_or(&[]);
+                        self.session.handle_rtcp(data, from, Instant::now());
+                    }
+                    Err(_) => tokio::task::yield_now().await,
+                },
+                Some(event) = recv_pacer(&mut pacer_events) => {
+                    let event = match event {
+                        PacerEvent::Finished { playback, .. } => PromptEvent::Finished(playback),
+                        PacerEvent::Stopped { playback, .. } => PromptEvent::Stopped(playback),
+                    };
+                    self.session.prompt_event(event, Instant::now());
+                }
+                message = rx.recv() => match message {
+                    Some(ToCall::InfoDigit(digit)) => {
+                        self.session.handle_info_digit(digit, Instant::now());
+                    }
+                    Some(ToCall::MediaChanged(params)) => {
+                        self.session.media_changed(params);
+                    }
+                    None => {
+                        self.session.caller_hung_up(Instant::now());
+                        break;
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    self.session.handle_timeout(Instant::now());
+                }
+            }
+        }
+        if let Some(stream) = self.stream.take() {
+            self.shared.pacer.remove_stream(stream);
+        }
+        let stats = self.session.stats();
+        tracing::debug!(parent: &self.span, ?stats, "call task ended");
+    }
+
+    /// Adds the call's stream to the pacer, sending to `dest`.
+    fn attach(&mut self, dest: SocketAddr) -> Option<mpsc::UnboundedReceiver<PacerEvent>> {
+        let sender = match RtpSender::new(self.audio_pt, self.event_pt.unwrap_or(DEFAULT_EVENT_PT))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(parent: &self.span, error = %e, "cannot send RTP, hanging up");
+                self.hang_up();
+                return None;
+            }
+        };
+        let (id, events) =
+            self.shared
+                .pacer
+                .add_stream(sender, self.session.law(), dest, self.rtp.clone());
+        self.stream = Some(id);
+        Some(events)
+    }
+
+    fn hang_up(&mut self) {
+        if !std::mem::replace(&mut self.hung_up, true) {
+            let _ = self.shared.hang_ups.send(self.key);
+        }
+    }
+
+    fn play(&mut self, prompt: PromptId) {
+        let Some(stream) = self.stream else {
+            self.pending_play = Some(prompt);
+            return;
+        };
+        let audio = self.shared.prompts.prompt(Some(&self.language), prompt);
+        match self.shared.pacer.play(stream, audio) {
+            Ok(playback) => self.session.prompt_queued(prompt, playback),
+            Err(e) => tracing::debug!(parent: &self.span, error = %e, "prompt not queued"),
+        }
+    }
+
+    fn carry_out(&mut self, pacer_events: &mut Option<mpsc::UnboundedReceiver<PacerEvent>>) {
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                CallAction::Play { prompt } => {
+                    tracing::debug!(parent: &self.span, ?prompt, "prompt");
+                    self.play(prompt);
+                }
+                CallAction::Stop => {
+                    self.pending_play = None;
+                    if let Some(stream) = self.stream {
+                        let _ = self.shared.pacer.stop(stream);
+                    }
+                }
+                CallAction::ChangeCodec {
+                    law: _,
+                    audio_pt,
+                    event_pt,
+                } => {
+                    tracing::debug!(parent: &self.span, audio_pt, "codec changed");
+                    if let Some(stream) = self.stream.take() {
+                        // Dropped without events: the session replays
+                        // the interrupted prompt on the new stream.
+                        self.shared.pacer.remove_stream(stream);
+                    }
+                    *pacer_events = None;
+                    self.audio_pt = audio_pt;
+                    self.event_pt = event_pt;
+                    if let Some(dest) = self.session.destination() {
+                        *pacer_events = self.attach(dest);
+                    }
+                }
+                CallAction::SetDestination(dest) => match self.stream {
+                    Some(stream) => {
+                        let _ = self.shared.pacer.set_destination(stream, dest);
+                    }
+                    None => {
+                        *pacer_events = self.attach(dest);
+                        if let Some(prompt) = self.pending_play.take() {
+                            self.play(prompt);
+                        }
+                    }
+                },
+                CallAction::LookUp(id) => {
+                    let answer = self.shared.directory.lookup(id, SystemTime::now());
+                    if let Lookup::Refused(reason) = &answer {
+                        tracing::info!(parent: &self.span, ?reason, "conference ID refused");
+                    }
+                    self.session.handle_lookup(answer, Instant::now());
+                }
+                CallAction::Route(route) => {
+                    // The bridge hand-over comes next; until then the
+                    // caller stays connected, hearing silence.
+                    tracing::info!(parent: &self.span, meeting = %route.meeting, "caller joined");
+                    self.shared.counters.routed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(parent: &self.span, organizer = %route.organizer, "route");
+                }
+                CallAction::EntryFailed { failure, attempt } => {
+                    tracing::info!(parent: &self.span, ?failure, attempt, "entry failed");
+                    self.shared
+                        .counters
+                        .entries_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    if failure.is_guess() {
+                        self.record_guess();
+                    }
+                }
+                CallAction::HangUp(reason) => {
+                    tracing::info!(parent: &self.span, %reason, "hanging up");
+                    self.hang_up();
+                }
+            }
+        }
+    }
+
+    fn record_guess(&self) {
+        let identity = identity(&self.caller);
+        let recorded = lock(&self.shared.guard).record_failure(
+            &identity,
+            self.caller.source,
+            self.caller.is_trunk,
+            Instant::now(),
+        );
+        if recorded.identity_locked || recorded.address_locked {
+            tracing::info!(
+                parent: &self.span,
+                identity = recorded.identity_locked,
+                address = recorded.address_locked,
+                "caller locked out by the guessing defence"
+            );
+        }
+        if let Some(alarm) = recorded.alarm {
+            tracing::warn!(
+                failures_last_minute = alarm.failures_last_minute,
+                threshold = alarm.threshold,
+                "conference-ID guessing alarm: failed entries across all callers above the alarm level"
+            );
+        }
+    }
+}
+
+async fn recv_pacer(
+    events: &mut Option<mpsc::UnboundedReceiver<PacerEvent>>,
+) -> Option<PacerEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
