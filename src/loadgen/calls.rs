@@ -268,7 +268,10 @@ impl CallEngine {
             settings.run_id,
         );
         local.codecs = vec![Codec::Pcmu];
-        local.telephone_event_pt = Some(EVENT_PT);
+        // A phone that sends tones in the audio does not offer
+        // telephone-event; a gateway may then (rightly, RFC 4733 §2.6)
+        // ignore tones from one that does.
+        local.telephone_event_pt = (settings.dtmf != DtmfMode::Inband).then_some(EVENT_PT);
         let offer = sdp::build_offer(&local).to_string();
         CallEngine {
             settings,

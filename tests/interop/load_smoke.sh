@@ -5,7 +5,9 @@
 #
 # Builds dialgate and dialgate-load (debug), starts the daemon on a
 # loopback port, places 10 calls at 5/s with a 1 s hold (RTP both ways),
-# then 200 OPTIONS and 200 INVITEs to an unknown number, and fails on any
+# 3 calls that key an unknown conference ID and must be refused (the
+# attendant allows one attempt here), then 200 OPTIONS and 200 INVITEs
+# to an unknown number, and fails on any
 # failed call or request (dialgate-load exits non-zero). Stops the daemon
 # with SIGTERM. No timing assertions; bounded to well under a minute.
 # DIALGATE_CMD overrides the daemon command line.
@@ -52,6 +54,9 @@ outbox_dir = "$work/outbox"
 
 [admin]
 enabled = false
+
+[ivr]
+max_attempts = 1
 TOML
 
 if [ -z "${DIALGATE_CMD:-}" ]; then
@@ -88,6 +93,10 @@ status=0
 echo "== 10 calls at 5/s, hold 1 s"
 timeout 40 "$load" --target "127.0.0.1:$port" --calls 10 --rate 5 --concurrency 10 \
     --hold 1s --duration 10s --drain 10s --expect answered --quiet || status=1
+echo "== 3 calls that send an unknown conference ID (RFC 4733) and are refused"
+timeout 40 "$load" --target "127.0.0.1:$port" --calls 3 --rate 3 --concurrency 3 \
+    --expect refused --dtmf rfc4733 --conference-id 7654321 --outcome-wait 15s \
+    --duration 5s --drain 25s --quiet || status=1
 echo "== 200 OPTIONS at 100/s"
 timeout 20 "$load" --target "127.0.0.1:$port" --mode options --calls 200 --rate 100 \
     --duration 5s --quiet || status=1
