@@ -40,6 +40,7 @@ fn ua() -> UserAgent {
         number: "+1 555 0100".into(),
         language: "en".into(),
         label: "toll".into(),
+        bridge: None,
     });
     UserAgent::new(
         UaSettings::from_config(&config),

@@ -269,6 +269,10 @@ pub struct DialInNumber {
     /// What invitations call it, e.g. `toll` or `toll-free`.
     #[serde(default)]
     pub label: String,
+    /// Bridge profile for this number (`bridge.profiles[].name`); `None`:
+    /// `bridge.default_profile`, else the embedded bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
 }
 
 fn default_language() -> String {
@@ -654,6 +658,13 @@ impl Config {
         }
         let mut seen: Vec<(String, usize)> = Vec::new();
         for (i, n) in self.dial_in_numbers.iter().enumerate() {
+            if let Some(b) = &n.bridge {
+                if !self.bridge.has_profile(b) {
+                    p.push(format!(
+                        "dial_in_numbers[{i}].bridge: no bridge.profiles entry is named {b:?}"
+                    ));
+                }
+            }
             let key = format!("dial_in_numbers[{i}].number");
             match n.digits() {
                 None => p.push(format!("{key}: {:?} is not a phone number (digits, optional +, separators - . ( ) space)", n.number)),
@@ -740,11 +751,13 @@ impl Config {
                     number: "+1 425 555 0100".into(),
                     language: "en".into(),
                     label: "toll".into(),
+                    bridge: None,
                 },
                 DialInNumber {
                     number: "+1 800 555 0100".into(),
                     language: "en".into(),
                     label: "toll-free".into(),
+                    bridge: None,
                 },
             ],
             trunks: vec![Trunk {
@@ -907,6 +920,7 @@ number = "+1 (425) 555-0100"
 number = "14255550100"
 [[dial_in_numbers]]
 number = "call-me"
+bridge = "nowhere"
 
 [[trunks]]
 name = "x"
@@ -924,6 +938,7 @@ sources = []
             "rtp.port_max",
             "dial_in_numbers[1].number",
             "dial_in_numbers[2].number",
+            "dial_in_numbers[2].bridge",
             "trunks[0].sources",
         ] {
             assert!(all.contains(key), "missing {key} in\n{all}");

@@ -22,11 +22,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::call::shell::{CallPath, CallPathProbe, CallPathSettings, RtpSockets, Services};
+use crate::call::shell::{
+    CallPath, CallPathProbe, CallPathSettings, CoreRequest, RtpSockets, Services,
+};
 use crate::media::ports::{PortAllocator, RtpPort, RtpPortPool};
 use crate::sip::transport::tcp::{self, TcpLimits};
 use crate::sip::transport::{udp, ConnId, Inbound, Transmit, Transport};
-use crate::sip::ua::{CallKey, Counters, UaEvent, UaSettings, UserAgent};
+use crate::sip::ua::{Counters, UaEvent, UaSettings, UserAgent};
 
 /// Everything the server needs, already validated.
 #[derive(Clone, Debug)]
@@ -120,7 +122,7 @@ impl Server {
 
     async fn start_inner(
         settings: ServerSettings,
-        call_path: Option<(CallPath, mpsc::UnboundedReceiver<CallKey>)>,
+        call_path: Option<(CallPath, mpsc::UnboundedReceiver<CoreRequest>)>,
     ) -> anyhow::Result<ServerHandle> {
         let pool = RtpPortPool::new(settings.rtp_port_min, settings.rtp_port_max)
             .context("RTP port range")?;
@@ -283,7 +285,7 @@ struct Driver {
     /// The auto attendant and media of each call; `None` runs SIP only.
     call_path: Option<CallPath>,
     /// Calls the call path wants hung up.
-    hang_ups: Option<mpsc::UnboundedReceiver<CallKey>>,
+    hang_ups: Option<mpsc::UnboundedReceiver<CoreRequest>>,
     /// Sockets bound for allocated ports, until a call task takes them.
     rtp_sockets: SharedSockets,
 }
@@ -317,8 +319,35 @@ impl Driver {
                         return Ok(());
                     }
                 },
-                Some(call) = recv_hang_up(&mut self.hang_ups) => {
-                    self.ua.hang_up(call, std::time::Instant::now());
+                Some(request) = recv_hang_up(&mut self.hang_ups) => {
+                    let now = std::time::Instant::now();
+                    match request {
+                        CoreRequest::HangUp(call) => self.ua.hang_up(call, now),
+                        CoreRequest::PlaceCall { call, request } => {
+                            match self.ua.place_call(&request, now) {
+                                Ok(placed) => {
+                                    let sockets = lock_sockets(&self.rtp_sockets).remove(&placed.rtp);
+                                    if let Some(path) = self.call_path.as_mut() {
+                                        path.bridge_call_placed(call, placed.call, sockets);
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::info!(error = %e, "bridge call not placed");
+                                    if let Some(path) = self.call_path.as_mut() {
+                                        path.bridge_failed(call);
+                                    }
+                                }
+                            }
+                        }
+                        CoreRequest::Transfer { call, refer_to, timeout } => {
+                            if let Err(e) = self.ua.refer(call, &refer_to, None, timeout, now) {
+                                tracing::info!(error = %e, "REFER not sent");
+                                if let Some(path) = self.call_path.as_mut() {
+                                    path.bridge_failed(call);
+                                }
+                            }
+                        }
+                    }
                 }
                 _ = sleep_until(deadline) => {
                     self.ua.handle_timeout(std::time::Instant::now());
@@ -372,7 +401,13 @@ impl Driver {
                 } => {
                     tracing::debug!(%call_id, ?reason, "call ended");
                 }
-                UaEvent::Info { .. } | UaEvent::MediaChanged { .. } => {}
+                UaEvent::Info { .. }
+                | UaEvent::MediaChanged { .. }
+                | UaEvent::OutboundAnswered { .. }
+                | UaEvent::OutboundFailed { .. }
+                | UaEvent::TransferProgress { .. }
+                | UaEvent::TransferSucceeded { .. }
+                | UaEvent::TransferFailed { .. } => {}
             }
             self.notify_call_path(&event);
         }
@@ -406,6 +441,7 @@ impl Driver {
             UaEvent::CallStarted {
                 call,
                 call_id,
+                dialed,
                 language,
                 rtp,
                 media,
@@ -413,7 +449,7 @@ impl Driver {
                 ..
             } => {
                 let sockets = lock_sockets(&self.rtp_sockets).remove(rtp);
-                path.call_started(*call, call_id, language, media, caller, sockets);
+                path.call_started(*call, call_id, dialed, language, media, caller, sockets);
             }
             UaEvent::MediaChanged { call, media } => path.media_changed(*call, media),
             UaEvent::Info {
@@ -422,6 +458,11 @@ impl Driver {
                 body,
             } => path.info(*call, content_type.as_deref(), body),
             UaEvent::CallEnded { call, .. } => path.call_ended(*call),
+            // The caller stays until the core's BYE after a transfer.
+            UaEvent::TransferFailed { call, .. } => path.bridge_failed(*call),
+            UaEvent::OutboundAnswered { call, media } => path.outbound_answered(*call, media),
+            UaEvent::OutboundFailed { call, .. } => path.outbound_failed(*call),
+            UaEvent::TransferProgress { .. } | UaEvent::TransferSucceeded { .. } => {}
         }
     }
 
@@ -470,7 +511,9 @@ impl Driver {
     }
 }
 
-async fn recv_hang_up(rx: &mut Option<mpsc::UnboundedReceiver<CallKey>>) -> Option<CallKey> {
+async fn recv_hang_up(
+    rx: &mut Option<mpsc::UnboundedReceiver<CoreRequest>>,
+) -> Option<CoreRequest> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

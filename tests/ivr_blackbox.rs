@@ -496,3 +496,300 @@ async fn media_follows_the_address_the_caller_sends_from() {
     caller.hang_up().await;
     assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
 }
+
+/// A server whose numbers route to an external bridge by REFER.
+async fn start_refer() -> ServerHandle {
+    let mut c = config(1);
+    c.bridge.profiles = vec![toml::from_str(
+        "name = \"ext\"\nmode = \"refer\"\nuri = \"sip:{conference_id}@192.0.2.50\"\ntransfer_timeout = \"5s\"",
+    )
+    .unwrap()];
+    c.bridge.default_profile = Some("ext".into());
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    start_config(c).await
+}
+
+/// Waits for the gateway's REFER after the caller keyed a valid ID.
+async fn referred(caller: &mut Caller) -> common::SipMsg {
+    caller.key_info(ACTIVE_ID).await;
+    let refer = caller.sip.request("REFER").await;
+    assert_eq!(
+        refer.header("Refer-To"),
+        Some("<sip:1234567@192.0.2.50>"),
+        "{}",
+        refer.raw
+    );
+    refer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refer_profile_transfers_the_caller_and_hangs_up() {
+    let h = start_refer().await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(10).await;
+    let refer = referred(&mut caller).await;
+    caller
+        .sip
+        .send(&ok_for(&refer).replace("200 OK", "202 Accepted"))
+        .await;
+    let frag = "SIP/2.0 200 OK\r\n";
+    let notify = caller
+        .call
+        .in_dialog("NOTIFY", &caller.tag, Some(frag))
+        .replace(
+            "Content-Type: application/sdp",
+            "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag;version=2.0",
+        );
+    caller.sip.send(&notify).await;
+    assert_eq!(
+        caller.sip.final_response("NOTIFY").await.status(),
+        Some(200)
+    );
+    assert!(
+        caller.bye_within(Duration::from_secs(5)).await,
+        "no BYE after the transfer"
+    );
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_refer_plays_the_apology_and_hangs_up() {
+    let h = start_refer().await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(10).await;
+    let refer = referred(&mut caller).await;
+    caller
+        .sip
+        .send(&ok_for(&refer).replace("200 OK", "403 Forbidden"))
+        .await;
+    assert!(
+        caller.bye_within(Duration::from_secs(15)).await,
+        "no BYE after the refused transfer"
+    );
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+}
+
+/// A meeting bridge on loopback for b2bua profiles: SIP and RTP sockets.
+struct FakeBridge {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+}
+
+impl FakeBridge {
+    async fn recv_sip(&self) -> (common::SipMsg, SocketAddr) {
+        let mut buf = vec![0u8; 8192];
+        let (n, from) = tokio::time::timeout(RECV_TIMEOUT, self.sip.recv_from(&mut buf))
+            .await
+            .expect("nothing reached the bridge")
+            .unwrap();
+        (
+            common::SipMsg::parse(std::str::from_utf8(&buf[..n]).unwrap()),
+            from,
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b2bua_profile_relays_media_and_a_bridge_bye_ends_both_legs() {
+    let bridge = FakeBridge {
+        sip: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let bridge_sip = bridge.sip.local_addr().unwrap();
+    let mut c = config(1);
+    c.bridge.profiles = vec![toml::from_str(&format!(
+        "name = \"ext\"\nmode = \"b2bua\"\nuri = \"sip:{{conference_id}}@{bridge_sip}\"\n\
+         headers = {{ X-Conference-ID = \"{{conference_id}}\" }}"
+    ))
+    .unwrap()];
+    c.bridge.default_profile = Some("ext".into());
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    let h = start_config(c).await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(10).await;
+    caller.key_info(ACTIVE_ID).await;
+
+    // The gateway calls the bridge, offering the caller's codec only.
+    let (invite, gw) = bridge.recv_sip().await;
+    assert_eq!(invite.method(), Some("INVITE"), "{}", invite.raw);
+    assert_eq!(invite.header("X-Conference-ID"), Some("1234567"));
+    assert!(invite.body.contains("RTP/AVP 0 101\r\n"), "{}", invite.body);
+    let gw_rtp = answer_rtp(&invite.body);
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 96\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:96 telephone-event/8000\r\n",
+        bridge.rtp.local_addr().unwrap().port()
+    );
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for name in ["via", "from", "call-id", "cseq"] {
+        for v in invite.headers_named(name) {
+            ok.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    ok.push_str(&format!(
+        "to: {};tag=br1\r\nContact: <sip:bridge@{bridge_sip}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        invite.header("to").unwrap(),
+        sdp.len()
+    ));
+    bridge.sip.send_to(ok.as_bytes(), gw).await.unwrap();
+    let (ack, _) = bridge.recv_sip().await;
+    assert_eq!(ack.method(), Some("ACK"), "{}", ack.raw);
+
+    // Caller → bridge: relayed unchanged.
+    let mut buf = [0u8; 2048];
+    let mut relayed = false;
+    for _ in 0..20 {
+        caller.send_rtp(0, false, &[0x11; 160]).await;
+        if let Ok(Ok((n, from))) =
+            tokio::time::timeout(Duration::from_millis(200), bridge.rtp.recv_from(&mut buf)).await
+        {
+            assert_eq!(from, gw_rtp);
+            assert_eq!(&buf[12..n], &[0x11; 160]);
+            relayed = true;
+            break;
+        }
+    }
+    assert!(relayed, "no caller RTP reached the bridge");
+
+    // Bridge → caller: telephone-event renumbered 96 → 101.
+    let mut event = vec![0x80, 96, 0, 1, 0, 0, 0, 160, 0x0b, 0x1d, 0x9e, 0x00];
+    event.extend_from_slice(&[5, 10, 0, 160]);
+    let mut seen = false;
+    for _ in 0..20 {
+        bridge.rtp.send_to(&event, gw_rtp).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout_at(deadline, caller.rtp.recv_from(&mut buf)).await
+        {
+            if n == 16 && buf[8..12] == [0x0b, 0x1d, 0x9e, 0x00] {
+                assert_eq!(buf[1] & 0x7f, 101);
+                seen = true;
+                break;
+            }
+        }
+        if seen {
+            break;
+        }
+    }
+    assert!(seen, "no bridge RTP reached the caller");
+
+    // The bridge hangs up: both legs end.
+    let from = invite.header("from").unwrap();
+    let bye = format!(
+        "BYE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {bridge_sip};branch=z9hG4bK-bb1\r\n\
+         Max-Forwards: 70\r\nFrom: {to};tag=br1\r\nTo: {from}\r\nCall-ID: {cid}\r\n\
+         CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        contact = invite
+            .header("contact")
+            .unwrap()
+            .trim_matches(|c| c == '<' || c == '>'),
+        to = invite.header("to").unwrap(),
+        cid = invite.header("call-id").unwrap(),
+    );
+    bridge.sip.send_to(bye.as_bytes(), gw).await.unwrap();
+    let (ok, _) = bridge.recv_sip().await;
+    assert_eq!(ok.status(), Some(200), "{}", ok.raw);
+    assert!(
+        caller.bye_within(Duration::from_secs(5)).await,
+        "the caller's leg was not ended"
+    );
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b2bua_bridge_refusing_the_call_gets_the_apology_and_bye() {
+    let bridge = FakeBridge {
+        sip: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let bridge_sip = bridge.sip.local_addr().unwrap();
+    let mut c = config(1);
+    c.bridge.profiles = vec![toml::from_str(&format!(
+        "name = \"ext\"\nmode = \"b2bua\"\nuri = \"sip:{{conference_id}}@{bridge_sip}\""
+    ))
+    .unwrap()];
+    c.bridge.default_profile = Some("ext".into());
+    let h = start_config(c).await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(10).await;
+    caller.key_info(ACTIVE_ID).await;
+    let (invite, gw) = bridge.recv_sip().await;
+    let mut busy = String::from("SIP/2.0 486 Busy Here\r\n");
+    for name in ["via", "from", "call-id", "cseq"] {
+        for v in invite.headers_named(name) {
+            busy.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    busy.push_str(&format!(
+        "to: {};tag=br2\r\nContent-Length: 0\r\n\r\n",
+        invite.header("to").unwrap()
+    ));
+    bridge.sip.send_to(busy.as_bytes(), gw).await.unwrap();
+    let (ack, _) = bridge.recv_sip().await;
+    assert_eq!(ack.method(), Some("ACK"), "{}", ack.raw);
+    assert!(
+        caller.bye_within(Duration::from_secs(15)).await,
+        "no BYE after the refused bridge call"
+    );
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_hanging_up_while_the_bridge_rings_cancels_the_bridge_call() {
+    let bridge = FakeBridge {
+        sip: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let bridge_sip = bridge.sip.local_addr().unwrap();
+    let mut c = config(1);
+    c.bridge.profiles = vec![toml::from_str(&format!(
+        "name = \"ext\"\nmode = \"b2bua\"\nuri = \"sip:{{conference_id}}@{bridge_sip}\""
+    ))
+    .unwrap()];
+    c.bridge.default_profile = Some("ext".into());
+    let h = start_config(c).await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(10).await;
+    caller.key_info(ACTIVE_ID).await;
+    let (invite, gw) = bridge.recv_sip().await;
+    let response = |status: &str| {
+        let mut r = format!("SIP/2.0 {status}\r\n");
+        for name in ["via", "from", "call-id", "cseq"] {
+            for v in invite.headers_named(name) {
+                r.push_str(&format!("{name}: {v}\r\n"));
+            }
+        }
+        r.push_str(&format!(
+            "to: {};tag=br3\r\nContent-Length: 0\r\n\r\n",
+            invite.header("to").unwrap()
+        ));
+        r
+    };
+    bridge
+        .sip
+        .send_to(response("180 Ringing").as_bytes(), gw)
+        .await
+        .unwrap();
+    caller.hang_up().await;
+    let (cancel, _) = bridge.recv_sip().await;
+    assert_eq!(cancel.method(), Some("CANCEL"), "{}", cancel.raw);
+    assert_eq!(cancel.header("call-id"), invite.header("call-id"));
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for name in ["via", "from", "to", "call-id", "cseq"] {
+        for v in cancel.headers_named(name) {
+            ok.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    ok.push_str("Content-Length: 0\r\n\r\n");
+    bridge.sip.send_to(ok.as_bytes(), gw).await.unwrap();
+    bridge
+        .sip
+        .send_to(response("487 Request Terminated").as_bytes(), gw)
+        .await
+        .unwrap();
+    let (ack, _) = bridge.recv_sip().await;
+    assert_eq!(ack.method(), Some("ACK"), "{}", ack.raw);
+    assert!(wait_for(&h, is_idle(&h)).await, "{:?}", h.stats());
+    drop(bridge.rtp);
+}

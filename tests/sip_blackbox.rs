@@ -29,6 +29,7 @@ fn config() -> Config {
         number: "+1 555 0100".into(),
         language: "en".into(),
         label: "toll".into(),
+        bridge: None,
     });
     let base = 40_000 + NEXT_RANGE.fetch_add(1, Ordering::Relaxed) * 200;
     c.rtp.port_min = base;

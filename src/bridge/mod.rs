@@ -13,6 +13,15 @@
 //! All of it is sans-IO: RTP payloads and `now` in, encoded frames and
 //! events out.
 //!
+//! External meeting bridges:
+//! - [`profiles`]: [`BridgeProfile`] (`[[bridge.profiles]]`, chosen per
+//!   dial-in number): embedded, `refer` (blind transfer, RFC 3515, via
+//!   [`crate::sip::ua::UserAgent::refer`]) or `b2bua` (a second call via
+//!   [`crate::sip::ua::UserAgent::place_call`]), with URI and header
+//!   templates filled per call by [`profiles::render`];
+//! - [`relay`]: [`Relay`], the allocation-free RTP relay between the
+//!   caller's leg and the bridge leg of a `b2bua` call.
+//!
 //! # Wiring into the call path
 //! ```
 //! use std::sync::Arc;
@@ -52,10 +61,14 @@
 pub mod conferences;
 pub mod jitter;
 pub mod mixer;
+pub mod profiles;
+pub mod relay;
 pub mod settings;
 pub mod tones;
 
 pub use conferences::{ConferenceEvent, Conferences};
 pub use jitter::{Arrival, JitterStats, PlayoutBuffer, FRAME_SAMPLES};
 pub use mixer::{Frame, ParticipantId, Room, RoomEvent, RoomFull, UnknownParticipant};
+pub use profiles::{BridgeMode, BridgeProfile, RouteContext};
+pub use relay::{Leg, LegPayloads, Relay, RelayDrop};
 pub use settings::BridgeSettings;

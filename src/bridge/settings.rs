@@ -35,6 +35,14 @@ pub struct BridgeSettings {
     /// Playout delay of each participant's jitter buffer, in 20 ms frames
     /// (1..=4). Default 2 (40 ms).
     pub jitter_frames: u8,
+    /// Bridge profiles (`[[bridge.profiles]]`): embedded, or an external
+    /// bridge reached by REFER or by a relayed second call. Default none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<super::profiles::BridgeProfile>,
+    /// Profile used by dial-in numbers that name none; `None`: the
+    /// embedded bridge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_profile: Option<String>,
 }
 
 impl Default for BridgeSettings {
@@ -46,6 +54,8 @@ impl Default for BridgeSettings {
             active_speakers: 3,
             speaker_threshold_dbov: -50.0,
             jitter_frames: 2,
+            profiles: Vec::new(),
+            default_profile: None,
         }
     }
 }
@@ -80,7 +90,26 @@ impl BridgeSettings {
                 self.jitter_frames
             ));
         }
+        errors.extend(super::profiles::validate_profiles(
+            &self.profiles,
+            self.default_profile.as_deref(),
+        ));
         errors
+    }
+
+    /// The profile a dial-in number uses: the one it names, else
+    /// `default_profile`, else the embedded bridge. `None` when the name
+    /// is unknown (refused by validation).
+    pub fn profile_for(&self, name: Option<&str>) -> Option<super::profiles::BridgeProfile> {
+        match name.or(self.default_profile.as_deref()) {
+            Some(n) => self.profiles.iter().find(|p| p.name == n).cloned(),
+            None => Some(super::profiles::BridgeProfile::embedded("embedded")),
+        }
+    }
+
+    /// Whether a profile of this name is configured.
+    pub fn has_profile(&self, name: &str) -> bool {
+        self.profiles.iter().any(|p| p.name == name)
     }
 }
 
@@ -102,6 +131,7 @@ mod tests {
             active_speakers: 0,
             speaker_threshold_dbov: f32::NAN,
             jitter_frames: 9,
+            ..BridgeSettings::default()
         };
         let errors = s.validate();
         assert_eq!(errors.len(), 4, "{errors:?}");
@@ -125,6 +155,33 @@ mod tests {
         assert!(!s.join_tone);
         assert_eq!(s.active_speakers, 3);
         assert!(toml::from_str::<BridgeSettings>("max_size = 3").is_err());
+        let back: BridgeSettings = toml::from_str(&toml::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn profiles_and_default() {
+        let s: BridgeSettings = toml::from_str(
+            r#"
+default_profile = "ext"
+[[profiles]]
+name = "ext"
+mode = "refer"
+uri = "sip:{conference_id}@192.0.2.50"
+"#,
+        )
+        .unwrap();
+        assert!(s.validate().is_empty(), "{:?}", s.validate());
+        assert_eq!(
+            s.profile_for(None).unwrap().mode,
+            crate::bridge::profiles::BridgeMode::Refer
+        );
+        assert!(s.profile_for(Some("nope")).is_none());
+        let d = BridgeSettings::default();
+        assert_eq!(
+            d.profile_for(None).unwrap().mode,
+            crate::bridge::profiles::BridgeMode::Embedded
+        );
         let back: BridgeSettings = toml::from_str(&toml::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
     }

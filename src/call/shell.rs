@@ -4,8 +4,10 @@
 //!
 //! The SIP driver owns a [`CallPath`] and tells it what the user agent
 //! core reports ([`CallPath::call_started`], [`CallPath::info`],
-//! [`CallPath::media_changed`], [`CallPath::call_ended`]); calls the path
-//! wants hung up come back on the channel returned by [`CallPath::new`].
+//! [`CallPath::media_changed`], [`CallPath::bridge_failed`],
+//! [`CallPath::call_ended`]); what the path wants of the core (hang up,
+//! transfer to an external bridge) comes back as [`CoreRequest`]s on the
+//! channel returned by [`CallPath::new`].
 //!
 //! Each call task owns the call's RTP and RTCP sockets, feeds received
 //! datagrams to the session, carries out its actions (prompts on the
@@ -17,7 +19,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use tokio::net::UdpSocket;
@@ -25,7 +27,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{CallAction, CallSession, MediaParams, PromptEvent};
-use crate::directory::{ConferenceId, DirectoryLookup, Lookup, Refusal};
+use crate::bridge::profiles::{BridgeMode, BridgeProfile, RouteContext};
+use crate::bridge::relay::{Leg, LegPayloads};
+use crate::directory::{ConferenceId, DirectoryLookup, Lookup, Refusal, Route};
 use crate::dtmf::{Digit, DtmfSettings};
 use crate::ivr::{CallVerdict, CallerIdentity, GuessingGuard, IvrSettings};
 use crate::media::pacer::{PacerEvent, PacerHandle, PacerShell, StreamId};
@@ -44,6 +48,10 @@ pub struct CallPathSettings {
     pub dtmf: DtmfSettings,
     /// `[ivr]`: the attendant and its guessing defence.
     pub ivr: IvrSettings,
+    /// `[bridge]`: which bridge profile each dial-in number routes to.
+    pub bridge: crate::bridge::BridgeSettings,
+    /// The dial-in numbers, for their bridge profile names.
+    pub dial_in_numbers: Vec<crate::config::DialInNumber>,
 }
 
 impl CallPathSettings {
@@ -53,6 +61,8 @@ impl CallPathSettings {
             media: config.media.clone(),
             dtmf: config.dtmf.clone(),
             ivr: config.ivr.clone(),
+            bridge: config.bridge.clone(),
+            dial_in_numbers: config.dial_in_numbers.clone(),
         }
     }
 }
@@ -113,11 +123,45 @@ pub struct RtpSockets {
     pub rtcp: UdpSocket,
 }
 
+/// What the call path asks of the user agent core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoreRequest {
+    /// Hang the call up.
+    HangUp(CallKey),
+    /// Transfer the caller to an external bridge with REFER
+    /// ([`crate::sip::ua::UserAgent::refer`]); a failure comes back as
+    /// [`CallPath::bridge_failed`].
+    Transfer {
+        /// The call.
+        call: CallKey,
+        /// The Refer-To URI.
+        refer_to: String,
+        /// How long the transfer may take.
+        timeout: Duration,
+    },
+    /// Place the call to a b2bua bridge for this caller
+    /// ([`crate::sip::ua::UserAgent::place_call`]); the driver answers
+    /// with [`CallPath::bridge_call_placed`] or [`CallPath::bridge_failed`].
+    PlaceCall {
+        /// The caller's call.
+        call: CallKey,
+        /// The call to place.
+        request: Box<crate::sip::ua::OutboundCall>,
+    },
+}
+
 /// What the driver tells a call task.
 #[derive(Debug)]
 enum ToCall {
     InfoDigit(Digit),
     MediaChanged(MediaParams),
+    BridgeFailed,
+    /// The bridge leg was placed; its RTP sockets.
+    BridgeLeg(CallKey, Box<RtpSockets>),
+    /// The bridge answered: relay from now on.
+    BridgeAnswered(Box<Negotiated>),
+    /// The bridge leg ended: hang the caller up.
+    BridgeEnded,
 }
 
 struct RunningCall {
@@ -132,7 +176,7 @@ struct Shared {
     directory: Arc<dyn DirectoryLookup>,
     guard: Mutex<GuessingGuard>,
     pacer: PacerHandle<UdpSocket>,
-    hang_ups: mpsc::UnboundedSender<CallKey>,
+    hang_ups: mpsc::UnboundedSender<CoreRequest>,
     counters: PathCounters,
 }
 
@@ -158,6 +202,8 @@ pub struct CallPathStats {
 pub struct CallPath {
     shared: Arc<Shared>,
     calls: HashMap<CallKey, RunningCall>,
+    /// Bridge legs (calls we placed) → the caller they serve.
+    legs: HashMap<CallKey, CallKey>,
     /// Keeps the pacer thread alive; dropped last.
     _pacer: PacerShell<UdpSocket>,
 }
@@ -169,7 +215,7 @@ impl CallPath {
     pub fn new(
         settings: CallPathSettings,
         services: Services,
-    ) -> anyhow::Result<(CallPath, mpsc::UnboundedReceiver<CallKey>)> {
+    ) -> anyhow::Result<(CallPath, mpsc::UnboundedReceiver<CoreRequest>)> {
         let prompts = PromptLibrary::load(&settings.media).with_context(|| {
             format!(
                 "loading prompts from {}",
@@ -193,6 +239,7 @@ impl CallPath {
             CallPath {
                 shared,
                 calls: HashMap::new(),
+                legs: HashMap::new(),
                 _pacer: pacer,
             },
             hang_up_rx,
@@ -235,11 +282,14 @@ impl CallPath {
 
     /// A call is answered and confirmed: asks the guessing defence, then
     /// starts the call's task on its sockets. Without sockets (the port's
-    /// binding was lost) the call is hung up at once.
+    /// binding was lost) the call is hung up at once. `dialed` (the dial-in
+    /// number's digits) picks the bridge profile.
+    #[allow(clippy::too_many_arguments)]
     pub fn call_started(
         &mut self,
         call: CallKey,
         call_id: &str,
+        dialed: &str,
         language: &str,
         media: &Negotiated,
         caller: &CallerInfo,
@@ -247,7 +297,7 @@ impl CallPath {
     ) {
         let Some(sockets) = sockets else {
             tracing::warn!(%call_id, "no RTP socket for the call, hanging up");
-            let _ = self.shared.hang_ups.send(call);
+            let _ = self.shared.hang_ups.send(CoreRequest::HangUp(call));
             return;
         };
         let now = Instant::now();
@@ -271,8 +321,19 @@ impl CallPath {
         let session = CallSession::new(&s.ivr, &s.dtmf, &s.media, params, early_refusal, now);
         let (tx, rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!("ivr", %call_id);
+        let profile_name = s
+            .dial_in_numbers
+            .iter()
+            .find(|n| n.digits().as_deref() == Some(dialed))
+            .and_then(|n| n.bridge.as_deref());
+        let profile = s.bridge.profile_for(profile_name);
         let task = CallTask {
             key: call,
+            dialed: dialed.to_owned(),
+            profile,
+            conference_id: None,
+            caller_media: media.clone(),
+            bridge: None,
             session,
             shared: self.shared.clone(),
             language: language.to_owned(),
@@ -305,6 +366,47 @@ impl CallPath {
         }
     }
 
+    /// The external bridge could not take the call (REFER refused, the
+    /// transfer failed, the bridge call could not be placed): the caller
+    /// hears the apology and is hung up on.
+    pub fn bridge_failed(&mut self, call: CallKey) {
+        if let Some(c) = self.calls.get(&call) {
+            let _ = c.tx.send(ToCall::BridgeFailed);
+        }
+    }
+
+    /// The call to a b2bua bridge for `caller` was placed as `bridge` on
+    /// these RTP sockets. Without sockets it is hung up and the caller
+    /// apologised to.
+    pub fn bridge_call_placed(
+        &mut self,
+        caller: CallKey,
+        bridge: CallKey,
+        sockets: Option<RtpSockets>,
+    ) {
+        let (Some(c), Some(sockets)) = (self.calls.get(&caller), sockets) else {
+            let _ = self.shared.hang_ups.send(CoreRequest::HangUp(bridge));
+            self.bridge_failed(caller);
+            return;
+        };
+        self.legs.insert(bridge, caller);
+        let _ = c.tx.send(ToCall::BridgeLeg(bridge, Box::new(sockets)));
+    }
+
+    /// A bridge leg was answered.
+    pub fn outbound_answered(&mut self, bridge: CallKey, media: &Negotiated) {
+        if let Some(c) = self.legs.get(&bridge).and_then(|k| self.calls.get(k)) {
+            let _ = c.tx.send(ToCall::BridgeAnswered(Box::new(media.clone())));
+        }
+    }
+
+    /// A bridge leg was not answered: its caller hears the apology.
+    pub fn outbound_failed(&mut self, bridge: CallKey) {
+        if let Some(caller) = self.legs.remove(&bridge) {
+            self.bridge_failed(caller);
+        }
+    }
+
     /// A re-INVITE or UPDATE changed the call's media.
     pub fn media_changed(&mut self, call: CallKey, media: &Negotiated) {
         if let Some(c) = self.calls.get(&call) {
@@ -316,7 +418,15 @@ impl CallPath {
     /// The call ended (either side): its task stops, its pacer stream goes
     /// and its sockets close.
     pub fn call_ended(&mut self, call: CallKey) {
-        // Dropping the sender ends the task's loop; it removes its stream.
+        if let Some(caller) = self.legs.remove(&call) {
+            // A BYE on either leg ends both.
+            if let Some(c) = self.calls.get(&caller) {
+                let _ = c.tx.send(ToCall::BridgeEnded);
+            }
+            return;
+        }
+        // Dropping the sender ends the task's loop; it removes its stream
+        // and hangs up its bridge leg.
         self.calls.remove(&call);
     }
 
@@ -368,6 +478,17 @@ fn identity(caller: &CallerInfo) -> CallerIdentity<'_> {
 
 struct CallTask {
     key: CallKey,
+    /// The dial-in number's digits.
+    dialed: String,
+    /// Where routed callers go; `None`: the number names an unknown
+    /// profile (refused by config validation).
+    profile: Option<BridgeProfile>,
+    /// The conference ID last looked up.
+    conference_id: Option<ConferenceId>,
+    /// The caller's negotiated media (the bridge offer repeats its codec).
+    caller_media: Negotiated,
+    /// The leg to a b2bua bridge, once placed.
+    bridge: Option<BridgeLeg>,
     session: CallSession,
     shared: Arc<Shared>,
     language: String,
@@ -384,6 +505,25 @@ struct CallTask {
     span: tracing::Span,
 }
 
+/// The call task's leg to a b2bua bridge.
+struct BridgeLeg {
+    key: CallKey,
+    rtp: UdpSocket,
+    _rtcp: UdpSocket,
+    /// Set once the bridge answered.
+    relay: Option<(crate::bridge::Relay, SocketAddr)>,
+}
+
+async fn recv_bridge(
+    leg: &Option<BridgeLeg>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match leg {
+        Some(l) => l.rtp.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl CallTask {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ToCall>, now: Instant) {
         let mut pacer_events: Option<mpsc::UnboundedReceiver<PacerEvent>> = None;
@@ -393,16 +533,45 @@ impl CallTask {
         self.session.start(now);
         let mut rtp_buf = [0u8; 2048];
         let mut rtcp_buf = [0u8; 1500];
+        let mut bridge_buf = [0u8; 2048];
+        let mut relay_out = [0u8; 2048];
         loop {
             self.carry_out(&mut pacer_events);
-            let deadline = self.session.poll_timeout();
+            let relaying = self.bridge.as_ref().is_some_and(|b| b.relay.is_some());
+            // While relaying, the bridge leg's own signalling ends the call.
+            let deadline = if relaying {
+                None
+            } else {
+                self.session.poll_timeout()
+            };
             tokio::select! {
                 received = self.rtp.recv_from(&mut rtp_buf) => match received {
                     Ok((n, from)) => {
                         let data = rtp_buf.get(..n).unwrap_or(&[]);
-                        self.session.handle_rtp(data, from, Instant::now());
+                        match self.bridge.as_mut() {
+                            Some(BridgeLeg { rtp, relay: Some((relay, dest)), .. }) => {
+                                if let Ok(m) = relay.forward(Leg::Caller, data, &mut relay_out) {
+                                    let _ = rtp.try_send_to(relay_out.get(..m).unwrap_or(&[]), *dest);
+                                }
+                            }
+                            _ => self.session.handle_rtp(data, from, Instant::now()),
+                        }
                     }
                     // An ICMP error reported on the socket: nothing to read.
+                    Err(_) => tokio::task::yield_now().await,
+                },
+                received = recv_bridge(&self.bridge, &mut bridge_buf) => match received {
+                    Ok((n, _)) => {
+                        let to_caller = self.session.destination();
+                        if let (Some(BridgeLeg { relay: Some((relay, _)), .. }), Some(dest)) =
+                            (self.bridge.as_mut(), to_caller)
+                        {
+                            let data = bridge_buf.get(..n).unwrap_or(&[]);
+                            if let Ok(m) = relay.forward(Leg::Bridge, data, &mut relay_out) {
+                                let _ = self.rtp.try_send_to(relay_out.get(..m).unwrap_or(&[]), dest);
+                            }
+                        }
+                    }
                     Err(_) => tokio::task::yield_now().await,
                 },
                 received = self.rtcp.recv_from(&mut rtcp_buf) => match received {
@@ -426,6 +595,21 @@ impl CallTask {
                     Some(ToCall::MediaChanged(params)) => {
                         self.session.media_changed(params);
                     }
+                    Some(ToCall::BridgeFailed) => {
+                        tracing::info!(parent: &self.span, "external bridge failed");
+                        self.bridge = None;
+                        self.session.bridge_failed(Instant::now());
+                    }
+                    Some(ToCall::BridgeLeg(key, sockets)) => {
+                        let RtpSockets { rtp, rtcp } = *sockets;
+                        self.bridge = Some(BridgeLeg { key, rtp, _rtcp: rtcp, relay: None });
+                    }
+                    Some(ToCall::BridgeAnswered(media)) => self.bridge_answered(&media),
+                    Some(ToCall::BridgeEnded) => {
+                        tracing::info!(parent: &self.span, "bridge leg ended");
+                        self.bridge = None;
+                        self.hang_up();
+                    }
                     None => {
                         self.session.caller_hung_up(Instant::now());
                         break;
@@ -438,6 +622,10 @@ impl CallTask {
         }
         if let Some(stream) = self.stream.take() {
             self.shared.pacer.remove_stream(stream);
+        }
+        if let Some(leg) = self.bridge.take() {
+            // The caller is gone: end the bridge leg too (CANCEL or BYE).
+            let _ = self.shared.hang_ups.send(CoreRequest::HangUp(leg.key));
         }
         let stats = self.session.stats();
         tracing::debug!(parent: &self.span, ?stats, "call task ended");
@@ -464,7 +652,86 @@ impl CallTask {
 
     fn hang_up(&mut self) {
         if !std::mem::replace(&mut self.hung_up, true) {
-            let _ = self.shared.hang_ups.send(self.key);
+            let _ = self.shared.hang_ups.send(CoreRequest::HangUp(self.key));
+        }
+    }
+
+    /// The bridge answered: prompts stop, RTP is relayed between the legs.
+    fn bridge_answered(&mut self, media: &Negotiated) {
+        let caller = LegPayloads::from_negotiated(&self.caller_media);
+        let bridge = LegPayloads::from_negotiated(media);
+        let relay = match (crate::bridge::Relay::new(caller, bridge), media.remote_rtp) {
+            (Ok(r), Some(dest)) => (r, dest),
+            (Err(e), _) => {
+                tracing::warn!(parent: &self.span, error = %e, "bridge media not relayable");
+                self.session.bridge_failed(Instant::now());
+                return;
+            }
+            (_, None) => {
+                tracing::warn!(parent: &self.span, "bridge answered without an RTP address");
+                self.session.bridge_failed(Instant::now());
+                return;
+            }
+        };
+        let Some(leg) = self.bridge.as_mut() else {
+            return;
+        };
+        leg.relay = Some(relay);
+        self.pending_play = None;
+        if let Some(stream) = self.stream.take() {
+            self.shared.pacer.remove_stream(stream);
+        }
+        tracing::info!(parent: &self.span, "bridge answered, relaying media");
+    }
+
+    /// Hands a routed caller to the bridge of the number's profile.
+    fn route(&mut self, route: &Route) {
+        let Some(profile) = &self.profile else {
+            tracing::warn!(parent: &self.span, "no bridge profile for the number");
+            self.session.bridge_failed(Instant::now());
+            return;
+        };
+        match profile.mode {
+            // The embedded mixer joins the caller (wired with the mixer);
+            // until then the caller stays connected, hearing silence.
+            BridgeMode::Embedded => {}
+            BridgeMode::Refer | BridgeMode::B2bua => {
+                let ctx = RouteContext {
+                    conference_id: self
+                        .conference_id
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    meeting_id: route.meeting.to_string(),
+                    organizer: route.organizer.to_string(),
+                    dialed_number: self.dialed.clone(),
+                };
+                let request = if profile.mode == BridgeMode::Refer {
+                    profile
+                        .refer_target(&ctx)
+                        .map(|refer_to| CoreRequest::Transfer {
+                            call: self.key,
+                            refer_to,
+                            timeout: profile.transfer_timeout,
+                        })
+                } else {
+                    profile.b2bua_call(&ctx, &self.caller_media).map(|request| {
+                        CoreRequest::PlaceCall {
+                            call: self.key,
+                            request: Box::new(request),
+                        }
+                    })
+                };
+                match request {
+                    Ok(request) => {
+                        let _ = self.shared.hang_ups.send(request);
+                    }
+                    Err(e) => {
+                        tracing::warn!(parent: &self.span, error = %e, "bridge URI not usable");
+                        self.session.bridge_failed(Instant::now());
+                    }
+                }
+            }
         }
     }
 
@@ -523,6 +790,7 @@ impl CallTask {
                     }
                 },
                 CallAction::LookUp(id) => {
+                    self.conference_id = Some(id);
                     let answer = self.shared.directory.lookup(id, SystemTime::now());
                     if let Lookup::Refused(reason) = &answer {
                         tracing::info!(parent: &self.span, ?reason, "conference ID refused");
@@ -535,6 +803,7 @@ impl CallTask {
                     tracing::info!(parent: &self.span, meeting = %route.meeting, "caller joined");
                     self.shared.counters.routed.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(parent: &self.span, organizer = %route.organizer, "route");
+                    self.route(&route);
                 }
                 CallAction::EntryFailed { failure, attempt } => {
                     tracing::info!(parent: &self.span, ?failure, attempt, "entry failed");

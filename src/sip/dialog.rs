@@ -1,5 +1,5 @@
-//! Dialogs (RFC 3261 §12) as seen by the gateway, which is always the UAS
-//! of the INVITE that creates them.
+//! Dialogs (RFC 3261 §12) as seen by the gateway: the UAS of a caller's
+//! INVITE, or the UAC of a call it places to a meeting bridge.
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -26,6 +26,9 @@ pub enum DialogError {
     /// The From header has no tag (required by §8.1.1.3).
     #[error("Missing From tag")]
     MissingFromTag,
+    /// The 2xx to our INVITE has no To tag (§12.1.2).
+    #[error("Missing To tag")]
+    MissingToTag,
     /// The INVITE has no usable Contact (§8.1.1.8).
     #[error("Missing Contact")]
     MissingContact,
@@ -94,6 +97,43 @@ impl Dialog {
         })
     }
 
+    /// Builds the dialog state of a call we placed from its 2xx (§12.1.2):
+    /// the remote target is the 2xx's Contact, the route set its
+    /// Record-Route in reverse, the remote tag its To tag.
+    pub fn new_uac(
+        invite_cseq: u32,
+        local_uri: &str,
+        local_tag: &str,
+        response: &Message,
+    ) -> Result<Dialog, DialogError> {
+        let to = response.to()?;
+        let call_id = response.call_id()?;
+        let remote_tag = to.tag.ok_or(DialogError::MissingToTag)?;
+        let remote_target = match response.contact()? {
+            Some(crate::sip::message::Contact::Addr(a)) => a.uri.to_string(),
+            _ => return Err(DialogError::MissingContact),
+        };
+        let mut route_set = Vec::new();
+        for rr in response.record_routes() {
+            let rr = rr?;
+            route_set.push(format_name_addr(rr.uri, rr.params.as_str()));
+        }
+        route_set.reverse();
+        Ok(Dialog {
+            id: DialogId {
+                call_id: call_id.to_string(),
+                local_tag: local_tag.to_string(),
+                remote_tag: remote_tag.to_string(),
+            },
+            local_uri: local_uri.to_string(),
+            remote_uri: to.uri.to_string(),
+            remote_target,
+            route_set,
+            local_cseq: invite_cseq,
+            remote_cseq: 0,
+        })
+    }
+
     /// Checks and records the CSeq of an in-dialog request (§12.2.2). ACK
     /// and CANCEL carry the CSeq of the request they belong to and are not
     /// checked.
@@ -130,14 +170,72 @@ impl Dialog {
         branch: &str,
         user_agent: &str,
     ) -> Bytes {
+        self.build_request_with(method, via_transport, sent_by, branch, user_agent, |b| b)
+    }
+
+    /// [`Dialog::build_request`] with more headers or a body added by
+    /// `extra` (e.g. Refer-To and Contact of a REFER, RFC 3515 §2.4.1).
+    pub fn build_request_with<'a>(
+        &mut self,
+        method: Method,
+        via_transport: &str,
+        sent_by: &str,
+        branch: &str,
+        user_agent: &str,
+        extra: impl FnOnce(RequestBuilder<'a>) -> RequestBuilder<'a>,
+    ) -> Bytes {
         self.local_cseq = self.local_cseq.wrapping_add(1).max(1);
-        let cseq = format!("{} {}", self.local_cseq, method);
+        let seq = self.local_cseq;
+        self.request_with_cseq(
+            method,
+            seq,
+            via_transport,
+            sent_by,
+            branch,
+            user_agent,
+            extra,
+        )
+    }
+
+    /// The ACK of a 2xx to our INVITE (§13.2.2.4): like any in-dialog
+    /// request, but with the INVITE's CSeq number.
+    pub fn build_ack(
+        &self,
+        invite_cseq: u32,
+        via_transport: &str,
+        sent_by: &str,
+        branch: &str,
+        user_agent: &str,
+    ) -> Bytes {
+        self.request_with_cseq(
+            Method::Ack,
+            invite_cseq,
+            via_transport,
+            sent_by,
+            branch,
+            user_agent,
+            |b| b,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn request_with_cseq<'a>(
+        &self,
+        method: Method,
+        seq: u32,
+        via_transport: &str,
+        sent_by: &str,
+        branch: &str,
+        user_agent: &str,
+        extra: impl FnOnce(RequestBuilder<'a>) -> RequestBuilder<'a>,
+    ) -> Bytes {
+        let cseq = format!("{} {}", seq, method);
         let mut builder =
             RequestBuilder::new(method, &self.remote_target).via(via_transport, sent_by, branch);
         for route in &self.route_set {
             builder = builder.header("Route", route);
         }
-        builder
+        let builder = builder
             .header(
                 "From",
                 format_args!("<{}>;tag={}", self.local_uri, self.id.local_tag),
@@ -148,8 +246,8 @@ impl Dialog {
             )
             .header("Call-ID", &self.id.call_id)
             .header("CSeq", cseq)
-            .header("User-Agent", user_agent)
-            .build()
+            .header("User-Agent", user_agent);
+        extra(builder).build()
     }
 
     /// The URI the next hop of an in-dialog request is taken from: the

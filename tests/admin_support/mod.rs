@@ -23,11 +23,13 @@ pub fn dial_in_numbers() -> Vec<DialInNumber> {
             number: "+44 20 7946 0000".into(),
             language: "en-GB".into(),
             label: "London".into(),
+            bridge: None,
         },
         DialInNumber {
             number: "+1 425 555 0100".into(),
             language: "en-US".into(),
             label: "Redmond".into(),
+            bridge: None,
         },
     ]
 }

@@ -17,6 +17,8 @@ use crate::sip::uri::Uri;
 /// Where a call is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum CallState {
+    /// A call we placed: INVITE sent, no 2xx yet (CANCEL possible).
+    Calling,
     /// INVITE received, 180 sent, not answered yet (CANCEL possible).
     Ringing,
     /// 200 sent, waiting for the ACK.
@@ -56,6 +58,10 @@ pub(super) struct Call {
     pub(super) end_reason: Option<EndReason>,
     pub(super) span: tracing::Span,
     pub(super) caller: CallerInfo,
+    /// Set for a call we placed.
+    pub(super) outbound: Option<Box<super::outbound::Outbound>>,
+    /// A REFER of ours in progress.
+    pub(super) transfer: Option<super::refer::Transfer>,
 }
 
 impl Call {
@@ -272,6 +278,8 @@ impl UserAgent {
                 end_reason: None,
                 span,
                 caller: caller_info,
+                outbound: None,
+                transfer: None,
             },
         );
         match answer_at {
@@ -500,6 +508,7 @@ impl UserAgent {
                     body: request.body_bytes(),
                 });
             }
+            Method::Notify => self.notify_in_dialog(key, id, request, now),
             Method::Options => {
                 let bytes = respond::simple(&request, 200, "OK", None, &self.settings, |b| {
                     b.header("Allow", ALLOW)
@@ -526,12 +535,13 @@ impl UserAgent {
             return;
         };
         if c.state == CallState::Ringing
+            || c.state == CallState::Calling
             || c.state == CallState::Ending
             || c.awaiting_ack.is_some()
             || c.pending_offer.is_some()
         {
             // An offer/answer exchange is still open (§14.2, RFC 3311 §5.2).
-            let status = if c.state == CallState::Ringing || c.state == CallState::Ending {
+            let status = if c.state != CallState::Confirmed && c.state != CallState::Answered {
                 (500, "Server Internal Error")
             } else {
                 (491, "Request Pending")

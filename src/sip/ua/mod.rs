@@ -21,6 +21,8 @@
 //! naming the problem; anything else unreadable is dropped and counted.
 
 mod call;
+mod outbound;
+mod refer;
 mod respond;
 #[cfg(test)]
 mod tests;
@@ -38,15 +40,19 @@ use crate::sip::dialog::DialogId;
 use crate::sip::message::{HeaderName, Message, Method};
 use crate::sip::sdp::Negotiated;
 use crate::sip::transaction::{
-    ClientTransactionKey, NonInviteClientTransaction, Reliability, RequestKeyParts,
-    ServerTransaction, ServerTransactionKey, TimerSettings, Transaction, TransactionEvent,
+    ClientTransactionKey, InviteClientTransaction, NonInviteClientTransaction, Reliability,
+    RequestKeyParts, ServerTransaction, ServerTransactionKey, TimerSettings, Transaction,
+    TransactionEvent,
 };
 use crate::sip::transport::{ConnId, Transmit, Transport};
 
 use call::{Call, CallState};
+pub use outbound::{OutboundCall, OutboundFailure, PlaceCallError, PlacedCall};
+pub use refer::{ReferError, TransferFailure};
 
-/// Methods the gateway serves (Allow, §20.5).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
+/// Methods the gateway serves (Allow, §20.5). NOTIFY only in a dialog we
+/// sent REFER in (RFC 3515 §2.4.4).
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, NOTIFY";
 /// Bodies the gateway accepts (Accept, §20.1).
 pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
 
@@ -82,6 +88,9 @@ pub enum EndReason {
     TransportError,
     /// The call reached the longest call duration allowed.
     MaxDuration,
+    /// The caller was transferred to the meeting bridge (RFC 3515) and
+    /// our leg ended.
+    Transferred,
 }
 
 /// News for the media layer and the call flow above the core.
@@ -119,6 +128,43 @@ pub enum UaEvent {
         content_type: Option<String>,
         /// Its body.
         body: Bytes,
+    },
+    /// A call we placed ([`UserAgent::place_call`]) was answered and its
+    /// ACK sent: media may flow on the port returned by `place_call`.
+    OutboundAnswered {
+        /// The call.
+        call: CallKey,
+        /// The negotiated media.
+        media: Box<Negotiated>,
+    },
+    /// A call we placed was not answered; its RTP port is released. No
+    /// `CallEnded` follows.
+    OutboundFailed {
+        /// The call.
+        call: CallKey,
+        /// Why.
+        failure: OutboundFailure,
+    },
+    /// A NOTIFY reported the progress of our REFER (RFC 3515 §2.4.5), a
+    /// provisional status.
+    TransferProgress {
+        /// The call.
+        call: CallKey,
+        /// Status code of the sipfrag status line.
+        status: u16,
+    },
+    /// The transfer target answered (NOTIFY with a 2xx sipfrag); a BYE for
+    /// our leg is on its way and `CallEnded` follows.
+    TransferSucceeded {
+        /// The call.
+        call: CallKey,
+    },
+    /// The transfer failed; the call stays up (play the apology, hang up).
+    TransferFailed {
+        /// The call.
+        call: CallKey,
+        /// Why.
+        failure: TransferFailure,
     },
     /// A call that was started has ended; its RTP port is released.
     CallEnded {
@@ -274,7 +320,16 @@ type TxId = u64;
 enum Wake {
     Server(TxId),
     Client(TxId),
+    InviteClient(TxId),
     Call(CallKey),
+}
+
+/// What a non-INVITE client transaction was sent for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    Bye,
+    Refer,
+    Cancel,
 }
 
 struct ServerTx {
@@ -287,6 +342,16 @@ struct ServerTx {
 
 struct ClientTx {
     tx: NonInviteClientTransaction,
+    key: ClientTransactionKey,
+    flow: Flow,
+    call: CallKey,
+    purpose: Purpose,
+    scheduled: Option<Instant>,
+}
+
+/// The INVITE of a call we placed.
+struct InviteClientTx {
+    tx: InviteClientTransaction,
     key: ClientTransactionKey,
     flow: Flow,
     call: CallKey,
@@ -303,7 +368,11 @@ pub struct UserAgent {
     server_keys: HashMap<ServerTransactionKey, TxId>,
     client_txs: HashMap<TxId, ClientTx>,
     client_keys: HashMap<ClientTransactionKey, TxId>,
+    invite_client_txs: HashMap<TxId, InviteClientTx>,
     calls: HashMap<CallKey, Call>,
+    /// The local UDP address messages last arrived on: where calls we
+    /// place are sent from unless told otherwise.
+    udp_local: Option<SocketAddr>,
     dialogs: HashMap<DialogId, CallKey>,
     /// Calls by the INVITE's (Call-ID, From tag, CSeq), to spot the same
     /// INVITE arriving over another path (§8.2.2.2).
@@ -323,6 +392,7 @@ impl std::fmt::Debug for UserAgent {
             .field("calls", &self.calls.len())
             .field("server_txs", &self.server_txs.len())
             .field("client_txs", &self.client_txs.len())
+            .field("invite_client_txs", &self.invite_client_txs.len())
             .field("counters", &self.counters)
             .finish()
     }
@@ -344,7 +414,9 @@ impl UserAgent {
             server_keys: HashMap::new(),
             client_txs: HashMap::new(),
             client_keys: HashMap::new(),
+            invite_client_txs: HashMap::new(),
             calls: HashMap::new(),
+            udp_local: None,
             dialogs: HashMap::new(),
             invites: HashMap::new(),
             next_id: 1,
@@ -465,13 +537,37 @@ impl UserAgent {
                     }
                     ctx.scheduled = None;
                     ctx.tx.handle_timeout(now);
-                    self.drive_client_tx(id);
+                    self.drive_client_tx(id, now);
+                }
+                Wake::InviteClient(id) => {
+                    let Some(ctx) = self.invite_client_txs.get_mut(&id) else {
+                        continue;
+                    };
+                    if ctx.scheduled != Some(at) {
+                        continue;
+                    }
+                    ctx.scheduled = None;
+                    ctx.tx.handle_timeout(now);
+                    self.drive_invite_client_tx(id, None, now);
                 }
                 Wake::Call(key) => {
                     let Some(c) = self.calls.get(&key) else {
                         continue;
                     };
-                    if c.answer_at == Some(at) {
+                    if c.outbound
+                        .as_ref()
+                        .is_some_and(|o| o.answer_deadline == Some(at))
+                    {
+                        self.answer_timeout(key, now);
+                    } else if c
+                        .outbound
+                        .as_ref()
+                        .is_some_and(|o| o.give_up_at == Some(at))
+                    {
+                        self.give_up_invite(key);
+                    } else if c.transfer.as_ref().is_some_and(|t| t.deadline == at) {
+                        self.transfer_timeout(key);
+                    } else if c.answer_at == Some(at) {
                         self.answer_call(key, now);
                     } else if c.hang_up_at == Some(at) {
                         tracing::info!(parent: &c.span, "longest call duration reached");
@@ -527,6 +623,9 @@ impl UserAgent {
         now: Instant,
     ) {
         self.counters.received += 1;
+        if transport == Transport::Udp {
+            self.udp_local = Some(local);
+        }
         let flow = Flow {
             transport,
             local,
@@ -567,12 +666,19 @@ impl UserAgent {
             tracing::debug!("stray response dropped");
             return;
         };
+        if let Some(ctx) = self.invite_client_txs.get_mut(&id) {
+            if let Err(e) = ctx.tx.on_response(status, now) {
+                tracing::debug!(error = %e, "response refused by its transaction");
+            }
+            self.drive_invite_client_tx(id, Some(&msg), now);
+            return;
+        }
         if let Some(ctx) = self.client_txs.get_mut(&id) {
             if let Err(e) = ctx.tx.on_response(status, now) {
                 tracing::debug!(error = %e, "response refused by its transaction");
             }
         }
-        self.drive_client_tx(id);
+        self.drive_client_tx(id, now);
     }
 
     fn route_request(&mut self, msg: Message, flow: Flow, now: Instant) {
@@ -782,7 +888,7 @@ impl UserAgent {
         }
     }
 
-    fn drive_client_tx(&mut self, id: TxId) {
+    fn drive_client_tx(&mut self, id: TxId, now: Instant) {
         let mut events = Vec::new();
         let Some(ctx) = self.client_txs.get_mut(&id) else {
             return;
@@ -794,6 +900,7 @@ impl UserAgent {
             events.push(ev);
         }
         let call = ctx.call;
+        let purpose = ctx.purpose;
         let deadline = ctx.tx.poll_timeout();
         if ctx.tx.is_terminated() {
             self.client_keys.remove(&ctx.key);
@@ -803,6 +910,17 @@ impl UserAgent {
             if let Some(d) = deadline {
                 self.timers.push(Reverse((d, Wake::Client(id))));
             }
+        }
+        if purpose == Purpose::Refer {
+            for ev in events {
+                self.refer_event(call, ev, now);
+            }
+            return;
+        }
+        if purpose == Purpose::Cancel {
+            // The INVITE's final response (487) ends the call; a lost
+            // CANCEL is covered by the give-up deadline (§9.1).
+            return;
         }
         for ev in events {
             match ev {
@@ -966,12 +1084,16 @@ impl UserAgent {
                 c.end_reason = Some(reason);
                 self.send_bye(call, now);
             }
+            CallState::Calling => self.cancel_outbound(call, OutboundFailure::Cancelled, now),
             CallState::Ending => {}
         }
     }
 
     fn send_bye(&mut self, call: CallKey, now: Instant) {
-        let id = self.next_id();
+        if let Some(c) = self.calls.get_mut(&call) {
+            // Whatever a transfer still waits for no longer matters.
+            c.transfer = None;
+        }
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -989,6 +1111,20 @@ impl UserAgent {
         let Ok(key) = ClientTransactionKey::new(&branch, "BYE") else {
             return;
         };
+        self.start_client_tx(bytes, key, flow, call, Purpose::Bye, now);
+    }
+
+    /// Starts a non-INVITE client transaction for a request of `call`.
+    fn start_client_tx(
+        &mut self,
+        bytes: Bytes,
+        key: ClientTransactionKey,
+        flow: Flow,
+        call: CallKey,
+        purpose: Purpose,
+        now: Instant,
+    ) {
+        let id = self.next_id();
         let tx =
             NonInviteClientTransaction::new(bytes, now, self.settings.timers, flow.reliability());
         self.client_keys.insert(key.clone(), id);
@@ -999,10 +1135,11 @@ impl UserAgent {
                 key,
                 flow,
                 call,
+                purpose,
                 scheduled: None,
             },
         );
-        self.drive_client_tx(id);
+        self.drive_client_tx(id, now);
     }
 
     /// No ACK for a 2xx within 64·T1: end the call with BYE (§13.3.1.4).

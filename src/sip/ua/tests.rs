@@ -19,6 +19,7 @@ fn settings() -> UaSettings {
             number: "+1 555 0100".into(),
             language: "en".into(),
             label: "toll".into(),
+            bridge: None,
         }],
         trunks: vec![Trunk {
             name: "loopback".into(),
@@ -1052,3 +1053,5 @@ fn asserted_identity_from_a_trunk_is_taken() {
         other => panic!("{other:?}"),
     }
 }
+
+mod bridge;
