@@ -40,6 +40,7 @@ pub mod daemon;
 pub mod directory;
 pub mod dtmf;
 pub mod ivr;
+pub mod loadgen;
 pub mod media;
 pub mod notify;
 pub mod server;
