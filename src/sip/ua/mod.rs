@@ -59,6 +59,10 @@ pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/d
 /// Default for [`UaSettings::max_call_duration`]: four hours.
 pub const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(4 * 3600);
 
+/// After the shutdown BYEs, how long their answers are awaited before the
+/// remaining calls are dropped and the process may exit.
+pub const SHUTDOWN_BYE_WAIT: Duration = Duration::from_secs(4);
+
 /// Identifies a call inside one [`UserAgent`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallKey(pub u64);
@@ -463,10 +467,10 @@ impl UserAgent {
     /// early (a stale deadline); a spurious call is harmless.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let heap = self.timers.peek().map(|Reverse((t, _))| *t);
-        let grace = if self.shutdown_byes_sent {
-            None
-        } else {
-            self.shutdown
+        let grace = match self.shutdown {
+            Some(deadline) if !self.shutdown_byes_sent => Some(deadline),
+            Some(deadline) if !self.calls.is_empty() => Some(deadline + SHUTDOWN_BYE_WAIT),
+            _ => None,
         };
         match (heap, grace) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -508,6 +512,19 @@ impl UserAgent {
                 }
                 for key in keys {
                     self.end_call_locally(key, EndReason::Shutdown, now);
+                }
+            } else if self.shutdown_byes_sent && deadline + SHUTDOWN_BYE_WAIT <= now {
+                // Callers that vanished never answer the BYE; waiting for
+                // Timer F (64·T1) would only hold up the exit.
+                let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+                if !keys.is_empty() {
+                    tracing::info!(
+                        calls = keys.len(),
+                        "BYE not answered in time, dropping calls"
+                    );
+                }
+                for key in keys {
+                    self.finish_call(key, EndReason::Shutdown);
                 }
             }
         }

@@ -672,6 +672,30 @@ fn shutdown_refuses_new_calls_and_byes_the_rest_after_grace() {
 }
 
 #[test]
+fn shutdown_does_not_wait_for_timer_f_when_the_caller_is_gone() {
+    let mut h = Harness::new();
+    established(&mut h, "call-gone");
+    h.ua.begin_shutdown(h.now, Duration::from_secs(1));
+    h.advance(Duration::from_secs(2));
+    assert!(h
+        .sent()
+        .iter()
+        .any(|(_, m)| m.method() == Some(&Method::Bye)));
+    // Nobody answers the BYE.
+    assert!(!h.ua.is_drained());
+    h.advance(SHUTDOWN_BYE_WAIT);
+    assert!(h.ua.is_drained());
+    assert!(h.pool_full());
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        UaEvent::CallEnded {
+            reason: EndReason::Shutdown,
+            ..
+        }
+    )));
+}
+
+#[test]
 fn shutdown_with_no_calls_is_drained_at_once() {
     let mut h = Harness::new();
     h.ua.begin_shutdown(h.now, Duration::from_secs(30));
