@@ -14,8 +14,13 @@
 //! stream: a burst would arrive at the far end as a clump its jitter buffer
 //! may drop, while a timestamp gap is played as a short silence.
 //!
+//! A stream can also be *live* ([`Pacer::set_live`]): with nothing queued
+//! it sends the frame fed to it for this tick ([`Pacer::feed_live`]), the
+//! caller's conference mix, instead of silence.
+//!
 //! [`PacerShell`] is the I/O side: a dedicated thread that sleeps to the
-//! next deadline, ticks the core under a short lock and sends the batch.
+//! next deadline, mixes the embedded conferences into the live streams,
+//! ticks the core under a short lock and sends the batch.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -1708,6 +1713,81 @@ mod tests {
         );
         assert!(h.remove_stream(id).is_some());
         drop(shell);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn shell_mixes_joined_callers_onto_their_own_streams() {
+        use crate::bridge::{BridgeSettings, RoomFull};
+        use std::net::UdpSocket;
+        let listener = || {
+            let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+            rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let tx = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+            tx.set_nonblocking(true).unwrap();
+            (rx, tx)
+        };
+        let (rx_a, tx_a) = listener();
+        let (rx_b, tx_b) = listener();
+        let (_, tx_c) = listener();
+        let shell = PacerShell::spawn_with_bridge(
+            0,
+            BridgeSettings {
+                max_room_size: 2,
+                join_tone: false,
+                leave_tone: false,
+                ..BridgeSettings::default()
+            },
+        )
+        .unwrap();
+        let h = shell.handle();
+        let (a, _ea) = h.add_stream(sender(1), Law::Mu, rx_a.local_addr().unwrap(), tx_a);
+        let (b, _eb) = h.add_stream(sender(2), Law::A, rx_b.local_addr().unwrap(), tx_b);
+        let (c, _ec) = h.add_stream(sender(3), Law::Mu, addr(9), tx_c);
+        let meeting: Arc<str> = Arc::from("meeting");
+        let pa = h.join_bridge(a, &meeting, Law::Mu).unwrap();
+        let _pb = h.join_bridge(b, &meeting, Law::A).unwrap();
+        assert_eq!(
+            h.join_bridge(c, &meeting, Law::Mu),
+            Err(BridgeJoinError::RoomFull(RoomFull { max: 2 }))
+        );
+        h.remove_stream(c).unwrap();
+        assert_eq!(
+            h.join_bridge(c, &Arc::from("other"), Law::Mu),
+            Err(BridgeJoinError::Stream(PacerError::NoSuchStream))
+        );
+        let stats = h.stats();
+        assert_eq!((stats.bridge_rooms, stats.bridge_participants), (1, 2));
+
+        // A talks (one packet per packet B receives); B, an A-law caller,
+        // hears it on its own stream, A hears nothing of itself.
+        let loud = [crate::media::g711::ulaw_encode(8000); 160];
+        let mut buf = [0u8; 1500];
+        let mut b_peak = 0i32;
+        for k in 0..50u32 {
+            assert!(h.bridge_audio(pa, k * 160, &loud, Instant::now()));
+            let n = rx_b.recv(&mut buf).unwrap();
+            let r = RtpReader::new(&buf[..n]).unwrap();
+            assert_eq!(r.ssrc(), 2);
+            let mut pcm = [0i16; 160];
+            Law::A.decode(r.payload(), &mut pcm);
+            b_peak = b_peak.max(pcm.iter().map(|s| i32::from(*s).abs()).max().unwrap_or(0));
+        }
+        assert!(b_peak > 7000, "B heard {b_peak}");
+        for _ in 0..20 {
+            let n = rx_a.recv(&mut buf).unwrap();
+            let r = RtpReader::new(&buf[..n]).unwrap();
+            assert!(r.payload().iter().all(|b| *b == 0xff || *b == 0x7f));
+        }
+        // Too long for a jitter buffer: dropped and counted.
+        assert!(!h.bridge_audio(pa, 0, &[0xff; 481], Instant::now()));
+        assert_eq!(h.stats().bridge_audio_dropped, 1);
+        h.set_bridge_hold(pa, true);
+        h.leave_bridge(pa);
+        h.leave_bridge(pa);
+        let stats = h.stats();
+        assert_eq!((stats.bridge_rooms, stats.bridge_participants), (1, 1));
+        shell.shutdown();
     }
 
     #[cfg(target_os = "linux")]
