@@ -12,6 +12,10 @@
 //!              CallAction: Play / Stop / SetDestination / LookUp / Route / HangUp
 //! ```
 //!
+//! Once the caller is routed, received audio no longer goes to the DTMF
+//! detectors: [`CallSession::handle_rtp_media`] hands it back as
+//! [`RoutedAudio`] for the meeting's conference.
+//!
 //! [`CallSession`] is sans-IO like the parts it joins: every input carries
 //! `now`, outputs are drained with [`CallSession::poll_action`], and the
 //! shell sleeps until [`CallSession::poll_timeout`]. Per packet it does not
