@@ -251,6 +251,27 @@ impl Caller {
         }
     }
 
+    /// Re-INVITEs with the same media, put on hold (`a=sendonly`, RFC 3264
+    /// §8.4) or taken off it; ACKs the 200.
+    async fn reinvite(&mut self, hold: bool) {
+        let port = self.rtp.local_addr().unwrap().port();
+        let mut sdp = offer(port, self.codec).replace("o=- 1 1", "o=- 1 2");
+        if hold {
+            sdp.push_str("a=sendonly\r\n");
+        }
+        let invite = self.call.in_dialog("INVITE", &self.tag, Some(&sdp));
+        let cseq = self.call.cseq;
+        self.sip.send(&invite).await;
+        let ok = self.sip.final_response("INVITE").await;
+        assert_eq!(ok.status(), Some(200), "{}", ok.raw);
+        // The ACK of a 2xx carries the INVITE's CSeq number (RFC 3261 §13.2.2.4).
+        let ack = self
+            .call
+            .in_dialog("ACK", &self.tag, None)
+            .replace("CSeq: 1 ACK", &format!("CSeq: {cseq} ACK"));
+        self.sip.send(&ack).await;
+    }
+
     /// Waits up to `wait` for the gateway's BYE and answers it 200.
     async fn bye_within(&mut self, wait: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
@@ -472,5 +493,39 @@ async fn the_caller_over_the_room_size_is_refused_and_hung_up_on() {
     assert_eq!(h.stats().call_path.bridge_rooms, 1);
     second.hang_up().await;
     again.hang_up().await;
+    assert!(wait_for(&h, is_idle).await, "{:?}", h.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_on_hold_is_not_mixed_into_the_room() {
+    let h = start(config()).await;
+    let mut alice = join(&h, Codec::Pcmu, MEETING_ID).await;
+    let mut bob = join(&h, Codec::Pcmu, MEETING_ID).await;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+
+    // On hold, Alice's audio (music on hold, say) stays out of the room.
+    alice.reinvite(true).await;
+    bob.forget_heard();
+    let heard = bob.hear_in_background(100);
+    alice.talk(110).await;
+    let held = tone_levels(&heard.await.unwrap());
+    assert!(
+        held.iter().all(|l| *l < 100.0),
+        "Bob hears a held caller: {held:.0?}"
+    );
+
+    // Back from hold, she is heard again.
+    alice.reinvite(false).await;
+    bob.forget_heard();
+    let heard = bob.hear_in_background(100);
+    alice.talk(110).await;
+    let back = tone_levels(&heard.await.unwrap());
+    assert!(
+        mean(&back) > 2000.0,
+        "Bob does not hear Alice after hold: {back:.0?}"
+    );
+
+    alice.hang_up().await;
+    bob.hang_up().await;
     assert!(wait_for(&h, is_idle).await, "{:?}", h.stats());
 }
