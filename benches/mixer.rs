@@ -6,6 +6,13 @@
 //! Budget: a tick must finish within 20 ms per core, so participants per
 //! core in real time = 20 ms / (tick time / participants).
 //!
+//! `gateway_tick_with_pacer` adds what the pacer thread does with the mix
+//! under its lock: each frame handed to the caller's live stream and one
+//! RTP packet per caller built into the tick's batch (sending excluded).
+//! Measured on a loaded 2-core VM: 2,000 callers 1.62–1.75 ms per tick
+//! mixed alone, 2.45–2.64 ms with the pacer's part (about 1.3 µs per
+//! caller, 13% of the 20 ms tick), no allocation either way.
+//!
 //! Before measuring, a counting allocator checks that steady-state ticks
 //! allocate nothing.
 
@@ -249,5 +256,80 @@ fn gateway_tick(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, room_tick, gateway_tick);
+/// The 2,000-caller gateway of [`gateway_tick`] as the pacer thread runs
+/// it: received audio into the jitter buffers, every room mixed, each
+/// frame fed to its caller's live stream, and the tick's packets built.
+fn gateway_tick_with_pacer(c: &mut Criterion) {
+    use dialgate::media::pacer::{Pacer, PacketBatch, StreamId, TICK};
+    use dialgate::media::rtp::RtpSender;
+    use std::collections::HashMap;
+
+    let t0 = Instant::now();
+    let mut conferences = Conferences::new(BridgeSettings::default());
+    let mut pacer: Pacer<()> = Pacer::new(t0);
+    let mut seats: HashMap<ParticipantId, StreamId> = HashMap::new();
+    let dest = "127.0.0.1:40000".parse().expect("address");
+    let mut all = Vec::new();
+    let mut meeting = 0u32;
+    while all.len() < 2000 {
+        let size = (4 + meeting as usize % 7).min(2000 - all.len());
+        let key: Arc<str> = Arc::from(format!("meeting-{meeting}"));
+        let joined = callers(
+            size,
+            Talk::One,
+            |law| {
+                let pt = if law == Law::Mu { 0 } else { 8 };
+                let sender = RtpSender::new(pt, 101).unwrap_or_else(|e| panic!("{e}"));
+                let stream = pacer.add_stream(sender, law, dest, ());
+                let _ = pacer.set_live(stream, true);
+                let id = conferences
+                    .join(&key, law)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                seats.insert(id, stream);
+                id
+            },
+            all.len() as u32,
+        );
+        all.extend(joined);
+        meeting += 1;
+    }
+    while conferences.poll_event().is_some() {}
+    let mut batch = PacketBatch::with_capacity(all.len());
+    let mut k = 0u32;
+    let mut tick = |k: &mut u32| {
+        feed(
+            &mut |id, ts, f, now| {
+                black_box(conferences.push_audio(id, ts, f, now).ok());
+            },
+            &all,
+            *k,
+            t0,
+        );
+        conferences.tick(|id, frame| {
+            if let Some(stream) = seats.get(&id) {
+                let _ = pacer.feed_live(*stream, frame);
+            }
+        });
+        // Exactly on each deadline, as the pacer thread ticks.
+        let out = pacer.tick(t0 + TICK * *k, &mut batch);
+        black_box(out);
+        *k = k.wrapping_add(1);
+    };
+    for _ in 0..20 {
+        tick(&mut k);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..100 {
+        tick(&mut k);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    println!("bridge+pacer: allocations in 100 ticks of 2000 callers: {allocations}");
+    assert_eq!(allocations, 0, "a mix-and-pace tick allocated");
+    let mut group = c.benchmark_group("bridge/gateway_tick_with_pacer");
+    group.throughput(Throughput::Elements(all.len() as u64));
+    group.bench_function("2000_in_rooms_of_4_to_10", |b| b.iter(|| tick(&mut k)));
+    group.finish();
+}
+
+criterion_group!(benches, room_tick, gateway_tick, gateway_tick_with_pacer);
 criterion_main!(benches);

@@ -12,6 +12,10 @@
 //!              CallAction: Play / Stop / SetDestination / LookUp / Route / HangUp
 //! ```
 //!
+//! Once the caller is routed, received audio no longer goes to the DTMF
+//! detectors: [`CallSession::handle_rtp_media`] hands it back as
+//! [`RoutedAudio`] for the meeting's conference.
+//!
 //! [`CallSession`] is sans-IO like the parts it joins: every input carries
 //! `now`, outputs are drained with [`CallSession::poll_action`], and the
 //! shell sleeps until [`CallSession::poll_timeout`]. Per packet it does not
@@ -151,6 +155,16 @@ pub enum CallAction {
     },
     /// Hang up (BYE). Nothing follows.
     HangUp(HangUpReason),
+}
+
+/// A routed caller's audio for the meeting: one RTP packet's G.711
+/// payload, borrowed from the datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoutedAudio<'a> {
+    /// The packet's RTP timestamp (8 kHz clock).
+    pub timestamp: u32,
+    /// The coded samples, in the call's law.
+    pub payload: &'a [u8],
 }
 
 /// A pacer report about one playback.
@@ -302,12 +316,40 @@ impl CallSession {
         self.flow.state()
     }
 
+    /// True once the attendant has routed the caller (after
+    /// [`CallAction::Route`]) and the call goes on.
+    pub fn is_routed(&self) -> bool {
+        !self.ended && self.flow.state() == crate::ivr::FlowState::Routed
+    }
+
     /// One datagram from the call's RTP port.
     pub fn handle_rtp(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        let _ = self.handle_rtp_media(data, from, now);
+    }
+
+    /// One datagram from the call's RTP port, like
+    /// [`handle_rtp`](Self::handle_rtp), handing back the caller's audio
+    /// once the call is routed: from then on it is meant for the meeting,
+    /// not for the DTMF detectors. The receiver still checks, latches and
+    /// times the media as before.
+    pub fn handle_rtp_media<'a>(
+        &mut self,
+        data: &'a [u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Option<RoutedAudio<'a>> {
         if self.ended {
-            return;
+            return None;
         }
+        let routed = self.is_routed();
+        let mut audio = None;
         match self.receiver.handle_datagram(data, from, now) {
+            Received::Audio { header, payload } if routed => {
+                audio = Some(RoutedAudio {
+                    timestamp: header.timestamp,
+                    payload,
+                });
+            }
             Received::Audio { payload, .. } => {
                 if let Some(det) = self.inband.as_mut() {
                     det.handle_g711(self.law, payload, now);
@@ -342,6 +384,7 @@ impl CallSession {
             self.actions.push_back(CallAction::SetDestination(dest));
         }
         self.drain_flow();
+        audio
     }
 
     /// One datagram from the call's RTCP port (RFC 3550 §11: RTP port + 1).

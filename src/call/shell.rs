@@ -14,6 +14,18 @@
 //! pacer, directory lookups, guard reports) and sleeps until the session's
 //! next deadline. The guard sits behind a std `Mutex`: it is only held for
 //! a few hash-map operations and never across an `.await`.
+//!
+//! # The embedded bridge
+//! On [`CallAction::Route`] the task puts the call into its meeting's
+//! conference ([`PacerHandle::join_bridge`]): the conferences live in the
+//! pacer thread, which mixes every room right before each 20 ms tick and
+//! sends each caller's mix on the call's own pacer stream, so mixing and
+//! sending share one clock and no frame waits a tick. From then on the
+//! caller's audio, still checked by the session's RTP receiver (latching,
+//! media timeout), is queued for the mixer ([`PacerHandle::bridge_audio`])
+//! instead of reaching the DTMF detectors. A full room plays the
+//! bridge-unavailable prompt and hangs up; the call leaves its room when
+//! it ends.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,10 +41,11 @@ use tokio::task::JoinHandle;
 use super::{CallAction, CallSession, MediaParams, PromptEvent};
 use crate::bridge::profiles::{BridgeMode, BridgeProfile, RouteContext};
 use crate::bridge::relay::{Leg, LegPayloads};
+use crate::bridge::ParticipantId;
 use crate::directory::{ConferenceId, DirectoryLookup, Lookup, Refusal, Route};
 use crate::dtmf::{Digit, DtmfSettings};
 use crate::ivr::{CallVerdict, CallerIdentity, GuessingGuard, IvrSettings};
-use crate::media::pacer::{PacerEvent, PacerHandle, PacerShell, StreamId};
+use crate::media::pacer::{BridgeJoinError, PacerEvent, PacerHandle, PacerShell, StreamId};
 use crate::media::prompts::PromptLibrary;
 use crate::media::rtp::{RtpSender, DEFAULT_EVENT_PT};
 use crate::media::{MediaSettings, PromptId};
@@ -154,7 +167,8 @@ pub enum CoreRequest {
 #[derive(Debug)]
 enum ToCall {
     InfoDigit(Digit),
-    MediaChanged(MediaParams),
+    /// The new media, and whether the caller put the call on hold.
+    MediaChanged(MediaParams, bool),
     BridgeFailed,
     /// The bridge leg was placed; its RTP sockets.
     BridgeLeg(CallKey, Box<RtpSockets>),
@@ -185,6 +199,7 @@ struct PathCounters {
     routed: AtomicU64,
     entries_failed: AtomicU64,
     early_refusals: AtomicU64,
+    bridge_refused: AtomicU64,
 }
 
 /// Counters of the call path since start.
@@ -196,6 +211,12 @@ pub struct CallPathStats {
     pub entries_failed: u64,
     /// Callers refused at the start by the guessing defence.
     pub early_refusals: u64,
+    /// Routed callers the embedded bridge could not take (room full).
+    pub bridge_refused: u64,
+    /// Embedded conference rooms open now.
+    pub bridge_rooms: usize,
+    /// Callers in embedded conferences now.
+    pub bridge_participants: usize,
 }
 
 /// The call path of a running server: starts and stops the call tasks.
@@ -222,8 +243,9 @@ impl CallPath {
                 settings.media.prompt_dir.display()
             )
         })?;
-        let pacer = PacerShell::spawn_with_nice(settings.media.pacer_nice)
-            .context("starting the pacer thread")?;
+        let pacer =
+            PacerShell::spawn_with_bridge(settings.media.pacer_nice, settings.bridge.clone())
+                .context("starting the pacer thread")?;
         let (hang_ups, hang_up_rx) = mpsc::unbounded_channel();
         let guard = Mutex::new(GuessingGuard::new(settings.ivr.guard.clone()));
         let shared = Arc::new(Shared {
@@ -344,6 +366,9 @@ impl CallPath {
             event_pt: params.event_pt,
             stream: None,
             pending_play: None,
+            participant: None,
+            pending_route: None,
+            on_hold: media.on_hold,
             hung_up: false,
             span,
         };
@@ -410,8 +435,8 @@ impl CallPath {
     /// A re-INVITE or UPDATE changed the call's media.
     pub fn media_changed(&mut self, call: CallKey, media: &Negotiated) {
         if let Some(c) = self.calls.get(&call) {
-            let _ =
-                c.tx.send(ToCall::MediaChanged(MediaParams::from_negotiated(media)));
+            let params = MediaParams::from_negotiated(media);
+            let _ = c.tx.send(ToCall::MediaChanged(params, media.on_hold));
         }
     }
 
@@ -447,10 +472,14 @@ impl CallPathProbe {
     /// Counters since start.
     pub fn stats(&self) -> CallPathStats {
         let c = &self.0.counters;
+        let pacer = self.0.pacer.stats();
         CallPathStats {
             routed: c.routed.load(Ordering::Relaxed),
             entries_failed: c.entries_failed.load(Ordering::Relaxed),
             early_refusals: c.early_refusals.load(Ordering::Relaxed),
+            bridge_refused: c.bridge_refused.load(Ordering::Relaxed),
+            bridge_rooms: pacer.bridge_rooms,
+            bridge_participants: pacer.bridge_participants,
         }
     }
 
@@ -501,6 +530,12 @@ struct CallTask {
     stream: Option<StreamId>,
     /// A prompt asked for before there was a destination.
     pending_play: Option<PromptId>,
+    /// The call's seat in its meeting's embedded conference.
+    participant: Option<ParticipantId>,
+    /// A route that arrived before there was a stream to send the mix on.
+    pending_route: Option<Route>,
+    /// The caller holds the call (RFC 3264 §8.4).
+    on_hold: bool,
     hung_up: bool,
     span: tracing::Span,
 }
@@ -554,7 +589,20 @@ impl CallTask {
                                     let _ = rtp.try_send_to(relay_out.get(..m).unwrap_or(&[]), *dest);
                                 }
                             }
-                            _ => self.session.handle_rtp(data, from, Instant::now()),
+                            _ => {
+                                let now = Instant::now();
+                                let audio = self.session.handle_rtp_media(data, from, now);
+                                if let (Some(audio), Some(participant)) = (audio, self.participant) {
+                                    // Dropped (counted) if the mixer's queue is full:
+                                    // a lost packet, never a stalled call.
+                                    self.shared.pacer.bridge_audio(
+                                        participant,
+                                        audio.timestamp,
+                                        audio.payload,
+                                        now,
+                                    );
+                                }
+                            }
                         }
                     }
                     // An ICMP error reported on the socket: nothing to read.
@@ -592,8 +640,9 @@ impl CallTask {
                     Some(ToCall::InfoDigit(digit)) => {
                         self.session.handle_info_digit(digit, Instant::now());
                     }
-                    Some(ToCall::MediaChanged(params)) => {
+                    Some(ToCall::MediaChanged(params, on_hold)) => {
                         self.session.media_changed(params);
+                        self.set_hold(on_hold);
                     }
                     Some(ToCall::BridgeFailed) => {
                         tracing::info!(parent: &self.span, "external bridge failed");
@@ -620,6 +669,7 @@ impl CallTask {
                 }
             }
         }
+        self.leave_bridge();
         if let Some(stream) = self.stream.take() {
             self.shared.pacer.remove_stream(stream);
         }
@@ -648,6 +698,67 @@ impl CallTask {
                 .add_stream(sender, self.session.law(), dest, self.rtp.clone());
         self.stream = Some(id);
         Some(events)
+    }
+
+    /// Puts the call into its meeting's conference, switching its stream
+    /// to the mix; a full room gets the bridge-unavailable prompt and a
+    /// hang-up from the session.
+    fn join_bridge(&mut self, route: Route) {
+        let Some(stream) = self.stream else {
+            self.pending_route = Some(route);
+            return;
+        };
+        let law = self.session.law();
+        match self.shared.pacer.join_bridge(stream, &route.meeting, law) {
+            Ok(participant) => {
+                tracing::info!(parent: &self.span, meeting = %route.meeting, %participant, "caller joined the conference");
+                self.participant = Some(participant);
+                if self.on_hold {
+                    self.shared.pacer.set_bridge_hold(participant, true);
+                }
+            }
+            Err(e) => {
+                tracing::info!(parent: &self.span, meeting = %route.meeting, error = %e, "conference refused the caller");
+                if matches!(e, BridgeJoinError::RoomFull(_)) {
+                    self.shared
+                        .counters
+                        .bridge_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                self.session.bridge_failed(Instant::now());
+            }
+        }
+    }
+
+    fn leave_bridge(&mut self) {
+        self.pending_route = None;
+        if let Some(participant) = self.participant.take() {
+            self.shared.pacer.leave_bridge(participant);
+        }
+    }
+
+    fn set_hold(&mut self, on_hold: bool) {
+        if std::mem::replace(&mut self.on_hold, on_hold) == on_hold {
+            return;
+        }
+        tracing::debug!(parent: &self.span, on_hold, "hold changed");
+        if let Some(participant) = self.participant {
+            self.shared.pacer.set_bridge_hold(participant, on_hold);
+        }
+    }
+
+    /// After the call got a (new) stream: a joined caller's mix moves to
+    /// it; a route that waited for it joins now.
+    fn stream_attached(&mut self) {
+        let Some(stream) = self.stream else { return };
+        if let Some(participant) = self.participant {
+            let law = self.session.law();
+            if let Err(e) = self.shared.pacer.move_participant(participant, stream, law) {
+                tracing::debug!(parent: &self.span, error = %e, "mix not moved");
+            }
+        } else if let Some(route) = self.pending_route.take() {
+            self.join_bridge(route);
+        }
     }
 
     fn hang_up(&mut self) {
@@ -692,9 +803,7 @@ impl CallTask {
             return;
         };
         match profile.mode {
-            // The embedded mixer joins the caller (wired with the mixer);
-            // until then the caller stays connected, hearing silence.
-            BridgeMode::Embedded => {}
+            BridgeMode::Embedded => self.join_bridge(route.clone()),
             BridgeMode::Refer | BridgeMode::B2bua => {
                 let ctx = RouteContext {
                     conference_id: self
@@ -776,6 +885,7 @@ impl CallTask {
                     self.event_pt = event_pt;
                     if let Some(dest) = self.session.destination() {
                         *pacer_events = self.attach(dest);
+                        self.stream_attached();
                     }
                 }
                 CallAction::SetDestination(dest) => match self.stream {
@@ -787,6 +897,7 @@ impl CallTask {
                         if let Some(prompt) = self.pending_play.take() {
                             self.play(prompt);
                         }
+                        self.stream_attached();
                     }
                 },
                 CallAction::LookUp(id) => {
@@ -798,9 +909,9 @@ impl CallTask {
                     self.session.handle_lookup(answer, Instant::now());
                 }
                 CallAction::Route(route) => {
-                    // The bridge hand-over comes next; until then the
-                    // caller stays connected, hearing silence.
-                    tracing::info!(parent: &self.span, meeting = %route.meeting, "caller joined");
+                    // The joining prompt has played: into the meeting's
+                    // embedded conference.
+                    tracing::info!(parent: &self.span, meeting = %route.meeting, "caller routed");
                     self.shared.counters.routed.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(parent: &self.span, organizer = %route.organizer, "route");
                     self.route(&route);
@@ -817,6 +928,8 @@ impl CallTask {
                 }
                 CallAction::HangUp(reason) => {
                     tracing::info!(parent: &self.span, %reason, "hanging up");
+                    // Out of the room at once, not when the BYE completes.
+                    self.leave_bridge();
                     self.hang_up();
                 }
             }

@@ -499,3 +499,38 @@ fn rtcp_from_the_far_end_keeps_a_silent_call_up() {
     sim.run_until(until, false);
     assert_eq!(sim.hung_up, Some(HangUpReason::MediaTimeout));
 }
+
+#[test]
+fn audio_goes_to_the_meeting_only_once_routed() {
+    let mut sim = Sim::rfc4733();
+    let from: SocketAddr = CALLER.parse().unwrap();
+    let p = rtp(0, 1, 160, false, &[0x55; 160]);
+    assert_eq!(sim.session.handle_rtp_media(&p, from, sim.now), None);
+    assert!(!sim.session.is_routed());
+    sim.wait(500 * MS);
+    sim.keys_rfc4733("1234567#");
+    sim.wait(4 * S);
+    assert_eq!(sim.routed, Some(route()));
+    assert!(sim.session.is_routed());
+    let p = rtp(0, sim.seq.wrapping_add(1), 123_456, false, &[0x55; 160]);
+    let heard = sim.session.handle_rtp_media(&p, from, sim.now);
+    assert_eq!(
+        heard,
+        Some(RoutedAudio {
+            timestamp: 123_456,
+            payload: &[0x55; 160]
+        })
+    );
+    // Telephone-events are not audio for the meeting.
+    let ev = rtp(
+        101,
+        sim.seq.wrapping_add(2),
+        123_616,
+        true,
+        &[1, 10, 0, 160],
+    );
+    assert_eq!(sim.session.handle_rtp_media(&ev, from, sim.now), None);
+    sim.session.caller_hung_up(sim.now);
+    assert!(!sim.session.is_routed());
+    assert_eq!(sim.session.handle_rtp_media(&p, from, sim.now), None);
+}

@@ -14,8 +14,13 @@
 //! stream: a burst would arrive at the far end as a clump its jitter buffer
 //! may drop, while a timestamp gap is played as a short silence.
 //!
+//! A stream can also be *live* ([`Pacer::set_live`]): with nothing queued
+//! it sends the frame fed to it for this tick ([`Pacer::feed_live`]), the
+//! caller's conference mix, instead of silence.
+//!
 //! [`PacerShell`] is the I/O side: a dedicated thread that sleeps to the
-//! next deadline, ticks the core under a short lock and sends the batch.
+//! next deadline, mixes the embedded conferences into the live streams,
+//! ticks the core under a short lock and sends the batch.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -128,6 +133,14 @@ struct Stream<R> {
     /// The route's socket is `connect()`ed to `dest`.
     connected: bool,
     queue: VecDeque<Item>,
+    /// Live mode: with nothing queued, the stream sends the frame fed by
+    /// [`Pacer::feed_live`] for this tick instead of silence.
+    live: bool,
+    /// This tick's live frame, kept inline so feeding it never allocates.
+    live_frame: Frame,
+    /// `live_frame` was fed since the last packet; a tick without a fresh
+    /// frame (the mixer did not send to this caller) sends silence.
+    live_fresh: bool,
 }
 
 #[derive(Debug)]
@@ -261,6 +274,9 @@ impl<R: Clone> Pacer<R> {
             route,
             connected: false,
             queue: VecDeque::new(),
+            live: false,
+            live_frame: *silence(law),
+            live_fresh: false,
         };
         self.live += 1;
         if let Some(index) = self.free.pop() {
@@ -389,6 +405,34 @@ impl<R: Clone> Pacer<R> {
         Ok(())
     }
 
+    /// Switches the stream to (or from) live mode: when nothing is queued,
+    /// each tick sends the frame given to [`Pacer::feed_live`] just before
+    /// it (a conference mix), or silence if none was. Queued prompts still
+    /// play first, so an apology or goodbye is heard over the live source.
+    pub fn set_live(&mut self, id: StreamId, live: bool) -> Result<(), PacerError> {
+        let stream = self.stream_mut(id)?;
+        stream.live = live;
+        stream.live_fresh = false;
+        Ok(())
+    }
+
+    /// True when the stream is in live mode.
+    pub fn is_live(&self, id: StreamId) -> bool {
+        self.stream(id).is_some_and(|s| s.live)
+    }
+
+    /// Hands the stream its live frame (already in the stream's law) for
+    /// the next tick. Copied into the stream's own buffer: no allocation.
+    /// Ignored when the stream is not live.
+    pub fn feed_live(&mut self, id: StreamId, frame: &Frame) -> Result<(), PacerError> {
+        let stream = self.stream_mut(id)?;
+        if stream.live {
+            stream.live_frame = *frame;
+            stream.live_fresh = true;
+        }
+        Ok(())
+    }
+
     /// True while a prompt or silence is queued on the stream.
     pub fn is_playing(&self, id: StreamId) -> bool {
         self.stream(id).is_some_and(|s| !s.queue.is_empty())
@@ -514,7 +558,13 @@ fn play_one<R>(
         }
     }
     let law = stream.law;
+    // A live frame is used at most once: a stale mix must never repeat.
+    let fresh = std::mem::replace(&mut stream.live_fresh, false);
     let (len, finished) = match stream.queue.front_mut() {
+        None if stream.live && fresh => (
+            stream.sender.build_audio(&stream.live_frame, buf).ok(),
+            false,
+        ),
         None => (stream.sender.build_audio(silence(law), buf).ok(), false),
         Some(Item::Prompt { frames, pos, .. }) => {
             let frame = frames.get(*pos).unwrap_or(silence(law));
@@ -540,7 +590,7 @@ fn play_one<R>(
 }
 
 #[cfg(unix)]
-pub use shell::{BatchSender, PacerHandle, PacerShell, ShellStats};
+pub use shell::{BatchSender, BridgeJoinError, PacerHandle, PacerShell, ShellStats};
 
 /// The I/O shell around [`Pacer`].
 ///
@@ -594,6 +644,8 @@ mod shell {
     use tokio::sync::mpsc;
 
     use super::{Pacer, PacerError, PacerEvent, PacerStats, PacketBatch, PlaybackId, StreamId};
+    use crate::bridge::jitter::MAX_PAYLOAD;
+    use crate::bridge::{BridgeSettings, ConferenceEvent, Conferences, ParticipantId, RoomFull};
     use crate::media::g711::Law;
     use crate::media::prompts::Prompt;
     use crate::media::rtp::RtpSender;
@@ -601,10 +653,53 @@ mod shell {
     struct Inner<S> {
         pacer: Pacer<Arc<S>>,
         listeners: HashMap<StreamId, mpsc::UnboundedSender<PacerEvent>>,
+        /// The embedded conferences. They live under the pacer's lock and
+        /// are mixed by the pacer thread right before it builds the tick's
+        /// packets: one clock for mixing and sending, so every mix frame
+        /// goes out in the very tick it was made, and the mixer needs no
+        /// lock or thread of its own.
+        bridge: Conferences,
+        /// Which pacer stream carries each participant's mix.
+        seats: HashMap<ParticipantId, StreamId>,
+        /// Audio the call tasks received from joined callers, drained into
+        /// the jitter buffers at each tick.
+        heard: std::sync::mpsc::Receiver<Heard>,
+    }
+
+    /// How many received packets may wait for the next tick, across all
+    /// callers. Each joined caller sends one per 20 ms, so this covers a
+    /// thousand callers with a full tick of slack; beyond it packets are
+    /// dropped (counted) rather than blocking a call task.
+    const HEARD_QUEUE: usize = 2048;
+
+    /// One received audio payload of a joined caller, copied into a fixed
+    /// buffer so the bounded queue (allocated once) never allocates per
+    /// packet.
+    struct Heard {
+        participant: ParticipantId,
+        timestamp: u32,
+        arrived: Instant,
+        len: usize,
+        payload: [u8; MAX_PAYLOAD],
+    }
+
+    /// Why a call could not join the embedded bridge.
+    #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+    pub enum BridgeJoinError {
+        /// The meeting's room is at `bridge.max_room_size`.
+        #[error(transparent)]
+        RoomFull(#[from] RoomFull),
+        /// The call's pacer stream is gone.
+        #[error(transparent)]
+        Stream(#[from] PacerError),
     }
 
     struct Shared<S> {
         inner: Mutex<Inner<S>>,
+        /// The sending side of [`Inner::heard`]: call tasks queue audio
+        /// without taking the pacer's lock.
+        heard: std::sync::mpsc::SyncSender<Heard>,
+        heard_dropped: AtomicU64,
         stop: AtomicBool,
         sent: AtomicU64,
         dropped: AtomicU64,
@@ -633,6 +728,12 @@ mod shell {
         pub late_wakeups: u64,
         /// Time spent in send syscalls (divide by `sent` for the cost per packet).
         pub send_time: Duration,
+        /// Embedded conference rooms open.
+        pub bridge_rooms: usize,
+        /// Callers in the embedded conferences.
+        pub bridge_participants: usize,
+        /// Received audio dropped because the queue to the mixer was full.
+        pub bridge_audio_dropped: u64,
     }
 
     /// The running pacer thread. Dropping it stops the thread.
@@ -668,11 +769,23 @@ mod shell {
         /// Raising it needs CAP_SYS_NICE; failure is logged and the pacer
         /// runs at normal priority.
         pub fn spawn_with_nice(nice: i32) -> io::Result<Self> {
+            Self::spawn_with_bridge(nice, BridgeSettings::default())
+        }
+
+        /// Starts the pacer thread (see [`PacerShell::spawn_with_nice`])
+        /// with embedded conferences following `bridge`.
+        pub fn spawn_with_bridge(nice: i32, bridge: BridgeSettings) -> io::Result<Self> {
+            let (heard_tx, heard_rx) = std::sync::mpsc::sync_channel(HEARD_QUEUE);
             let shared = Arc::new(Shared {
                 inner: Mutex::new(Inner {
                     pacer: Pacer::new(Instant::now()),
                     listeners: HashMap::new(),
+                    bridge: Conferences::new(bridge),
+                    seats: HashMap::new(),
+                    heard: heard_rx,
                 }),
+                heard: heard_tx,
+                heard_dropped: AtomicU64::new(0),
                 stop: AtomicBool::new(false),
                 sent: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
@@ -785,6 +898,95 @@ mod shell {
             self.shared.lock().pacer.len()
         }
 
+        /// Puts the call whose mix `stream` carries into `meeting`'s
+        /// embedded conference and switches the stream to the live mix.
+        /// Refused when the room is full or the stream is gone.
+        pub fn join_bridge(
+            &self,
+            stream: StreamId,
+            meeting: &Arc<str>,
+            law: Law,
+        ) -> Result<ParticipantId, BridgeJoinError> {
+            let mut inner = self.shared.lock();
+            // Checked first so a refused join leaves no seat behind.
+            inner.pacer.set_live(stream, true)?;
+            match inner.bridge.join(meeting, law) {
+                Ok(participant) => {
+                    inner.seats.insert(participant, stream);
+                    Ok(participant)
+                }
+                Err(full) => {
+                    let _ = inner.pacer.set_live(stream, false);
+                    Err(full.into())
+                }
+            }
+        }
+
+        /// Takes a participant out of its conference (its room closes with
+        /// the last one); its stream, if still there, goes back to silence.
+        /// Audio of it still queued is dropped at the next tick.
+        pub fn leave_bridge(&self, participant: ParticipantId) {
+            let mut inner = self.shared.lock();
+            let _ = inner.bridge.leave(participant);
+            if let Some(stream) = inner.seats.remove(&participant) {
+                let _ = inner.pacer.set_live(stream, false);
+            }
+        }
+
+        /// The participant's mix now goes out on `stream` in `law` (the
+        /// call replaced its stream after a codec change).
+        pub fn move_participant(
+            &self,
+            participant: ParticipantId,
+            stream: StreamId,
+            law: Law,
+        ) -> Result<(), PacerError> {
+            let mut inner = self.shared.lock();
+            inner.pacer.set_live(stream, true)?;
+            let _ = inner.bridge.set_law(participant, law);
+            inner.seats.insert(participant, stream);
+            Ok(())
+        }
+
+        /// Hold (RFC 3264 §8.4) from the caller's side: the caller is
+        /// neither mixed into the room (music on hold stays out) nor sent
+        /// the mix until taken off hold.
+        pub fn set_bridge_hold(&self, participant: ParticipantId, on_hold: bool) {
+            let mut inner = self.shared.lock();
+            let _ = inner.bridge.set_receiving(participant, !on_hold);
+            let _ = inner.bridge.set_sending(participant, !on_hold);
+        }
+
+        /// Queues one received audio payload of a joined caller for the
+        /// mixer, without taking the pacer's lock. Returns false when it
+        /// was dropped (queue full, or longer than a jitter buffer takes).
+        pub fn bridge_audio(
+            &self,
+            participant: ParticipantId,
+            timestamp: u32,
+            payload: &[u8],
+            arrived: Instant,
+        ) -> bool {
+            let mut heard = Heard {
+                participant,
+                timestamp,
+                arrived,
+                len: payload.len(),
+                payload: [0; MAX_PAYLOAD],
+            };
+            let queued = match heard.payload.get_mut(..payload.len()) {
+                Some(buf) => {
+                    buf.copy_from_slice(payload);
+                    self.shared.heard.try_send(heard).is_ok()
+                }
+                None => false,
+            };
+            if !queued {
+                self.shared.heard_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            queued
+        }
+
         /// True when no stream is attached.
         pub fn is_empty(&self) -> bool {
             self.len() == 0
@@ -792,8 +994,12 @@ mod shell {
 
         /// Counters.
         pub fn stats(&self) -> ShellStats {
+            let inner = self.shared.lock();
             ShellStats {
-                pacer: self.shared.lock().pacer.stats(),
+                pacer: inner.pacer.stats(),
+                bridge_rooms: inner.bridge.room_count(),
+                bridge_participants: inner.bridge.participant_count(),
+                bridge_audio_dropped: self.shared.heard_dropped.load(Ordering::Relaxed),
                 sent: self.shared.sent.load(Ordering::Relaxed),
                 dropped: self.shared.dropped.load(Ordering::Relaxed),
                 late_wakeups: self.shared.late_wakeups.load(Ordering::Relaxed),
@@ -814,6 +1020,49 @@ mod shell {
         }
     }
 
+    /// One mixer tick, right before the pacer builds its packets: feeds the
+    /// audio received since the last tick (in arrival order, with its
+    /// arrival time) to the jitter buffers, mixes every room and hands each
+    /// participant's frame to its stream.
+    fn mix<S>(inner: &mut Inner<S>) {
+        let Inner {
+            pacer,
+            bridge,
+            seats,
+            heard,
+            ..
+        } = inner;
+        // Bounded so producers that never pause cannot hold the tick here.
+        for _ in 0..HEARD_QUEUE {
+            let Ok(h) = heard.try_recv() else { break };
+            let payload = h.payload.get(..h.len).unwrap_or(&[]);
+            // Audio of a caller who already left is simply dropped.
+            let _ = bridge.push_audio(h.participant, h.timestamp, payload, h.arrived);
+        }
+        if bridge.participant_count() > 0 {
+            bridge.tick(|participant, frame| {
+                if let Some(stream) = seats.get(&participant) {
+                    let _ = pacer.feed_live(*stream, frame);
+                }
+            });
+        }
+        while let Some(event) = bridge.poll_event() {
+            match event {
+                ConferenceEvent::Joined {
+                    meeting,
+                    participant,
+                } => tracing::debug!(%meeting, %participant, "conference: joined"),
+                ConferenceEvent::Left {
+                    meeting,
+                    participant,
+                } => tracing::debug!(%meeting, %participant, "conference: left"),
+                ConferenceEvent::RoomClosed { meeting } => {
+                    tracing::debug!(%meeting, "conference: room closed")
+                }
+            }
+        }
+    }
+
     fn run<S: AsFd>(shared: &Shared<S>) {
         let mut batch: PacketBatch<Arc<S>> = PacketBatch::default();
         let mut sender = BatchSender::default();
@@ -829,6 +1078,7 @@ mod shell {
             }
             {
                 let mut inner = shared.lock();
+                mix(&mut inner);
                 inner.pacer.tick(now, &mut batch);
                 deliver_events(&mut inner);
             }
@@ -1276,6 +1526,58 @@ mod tests {
         assert!(b.get(1000).is_none());
     }
 
+    #[test]
+    fn a_live_stream_sends_each_fed_frame_once_and_prompts_first() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        let mut b = PacketBatch::default();
+        let id = p.add_stream(sender(1), Law::Mu, addr(1), 0);
+        let other = p.add_stream(sender(2), Law::Mu, addr(2), 0);
+        // Not live: a fed frame is ignored.
+        p.feed_live(id, &[9; FRAME_BYTES]).unwrap();
+        p.tick(t0, &mut b);
+        assert_eq!(decode(&b)[0].4, 0xff);
+        p.set_live(id, true).unwrap();
+        assert!(p.is_live(id) && !p.is_live(other));
+        let mut heard = Vec::new();
+        for k in 1..5u32 {
+            // The mixer feeds only on some ticks; a tick without a fresh
+            // frame is silence, never a repeat.
+            if k != 3 {
+                p.feed_live(id, &[k as u8; FRAME_BYTES]).unwrap();
+            }
+            p.tick(t0 + TICK * k, &mut b);
+            heard.push(decode(&b).iter().find(|g| g.0 == 1).unwrap().4);
+            assert_eq!(decode(&b).iter().find(|g| g.0 == 2).unwrap().4, 0xff);
+        }
+        assert_eq!(heard, [1, 2, 0xff, 4]);
+        // A queued prompt plays over the live source, then the mix resumes.
+        let apology = p.play_frames(id, prompt(1, 50)).unwrap();
+        p.feed_live(id, &[7; FRAME_BYTES]).unwrap();
+        p.tick(t0 + TICK * 5, &mut b);
+        assert_eq!(decode(&b)[0].4, 50);
+        assert_eq!(
+            events(&mut p),
+            [PacerEvent::Finished {
+                stream: id,
+                playback: apology
+            }]
+        );
+        p.feed_live(id, &[8; FRAME_BYTES]).unwrap();
+        p.tick(t0 + TICK * 6, &mut b);
+        assert_eq!(decode(&b)[0].4, 8);
+        p.set_live(id, false).unwrap();
+        p.feed_live(id, &[6; FRAME_BYTES]).unwrap();
+        p.tick(t0 + TICK * 7, &mut b);
+        assert_eq!(decode(&b)[0].4, 0xff);
+        p.remove_stream(id).unwrap();
+        assert_eq!(p.set_live(id, true), Err(PacerError::NoSuchStream));
+        assert_eq!(
+            p.feed_live(id, &[0; FRAME_BYTES]),
+            Err(PacerError::NoSuchStream)
+        );
+    }
+
     proptest::proptest! {
         /// Any sequence of operations keeps the invariants: one packet per
         /// stream per tick, consecutive sequence numbers per stream, each
@@ -1411,6 +1713,81 @@ mod tests {
         );
         assert!(h.remove_stream(id).is_some());
         drop(shell);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn shell_mixes_joined_callers_onto_their_own_streams() {
+        use crate::bridge::{BridgeSettings, RoomFull};
+        use std::net::UdpSocket;
+        let listener = || {
+            let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+            rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let tx = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+            tx.set_nonblocking(true).unwrap();
+            (rx, tx)
+        };
+        let (rx_a, tx_a) = listener();
+        let (rx_b, tx_b) = listener();
+        let (_, tx_c) = listener();
+        let shell = PacerShell::spawn_with_bridge(
+            0,
+            BridgeSettings {
+                max_room_size: 2,
+                join_tone: false,
+                leave_tone: false,
+                ..BridgeSettings::default()
+            },
+        )
+        .unwrap();
+        let h = shell.handle();
+        let (a, _ea) = h.add_stream(sender(1), Law::Mu, rx_a.local_addr().unwrap(), tx_a);
+        let (b, _eb) = h.add_stream(sender(2), Law::A, rx_b.local_addr().unwrap(), tx_b);
+        let (c, _ec) = h.add_stream(sender(3), Law::Mu, addr(9), tx_c);
+        let meeting: Arc<str> = Arc::from("meeting");
+        let pa = h.join_bridge(a, &meeting, Law::Mu).unwrap();
+        let _pb = h.join_bridge(b, &meeting, Law::A).unwrap();
+        assert_eq!(
+            h.join_bridge(c, &meeting, Law::Mu),
+            Err(BridgeJoinError::RoomFull(RoomFull { max: 2 }))
+        );
+        h.remove_stream(c).unwrap();
+        assert_eq!(
+            h.join_bridge(c, &Arc::from("other"), Law::Mu),
+            Err(BridgeJoinError::Stream(PacerError::NoSuchStream))
+        );
+        let stats = h.stats();
+        assert_eq!((stats.bridge_rooms, stats.bridge_participants), (1, 2));
+
+        // A talks (one packet per packet B receives); B, an A-law caller,
+        // hears it on its own stream, A hears nothing of itself.
+        let loud = [crate::media::g711::ulaw_encode(8000); 160];
+        let mut buf = [0u8; 1500];
+        let mut b_peak = 0i32;
+        for k in 0..50u32 {
+            assert!(h.bridge_audio(pa, k * 160, &loud, Instant::now()));
+            let n = rx_b.recv(&mut buf).unwrap();
+            let r = RtpReader::new(&buf[..n]).unwrap();
+            assert_eq!(r.ssrc(), 2);
+            let mut pcm = [0i16; 160];
+            Law::A.decode(r.payload(), &mut pcm);
+            b_peak = b_peak.max(pcm.iter().map(|s| i32::from(*s).abs()).max().unwrap_or(0));
+        }
+        assert!(b_peak > 7000, "B heard {b_peak}");
+        for _ in 0..20 {
+            let n = rx_a.recv(&mut buf).unwrap();
+            let r = RtpReader::new(&buf[..n]).unwrap();
+            assert!(r.payload().iter().all(|b| *b == 0xff || *b == 0x7f));
+        }
+        // Too long for a jitter buffer: dropped and counted.
+        assert!(!h.bridge_audio(pa, 0, &[0xff; 481], Instant::now()));
+        assert_eq!(h.stats().bridge_audio_dropped, 1);
+        h.set_bridge_hold(pa, true);
+        h.leave_bridge(pa);
+        h.leave_bridge(pa);
+        let stats = h.stats();
+        assert_eq!((stats.bridge_rooms, stats.bridge_participants), (1, 1));
+        shell.shutdown();
     }
 
     #[cfg(target_os = "linux")]
