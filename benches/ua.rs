@@ -37,6 +37,7 @@ fn ua() -> UserAgent {
     let mut config = Config::embedded();
     config.sip.allow_any_source = true;
     config.dial_in_numbers.push(DialInNumber {
+        dtmf_mode: None,
         number: "+1 555 0100".into(),
         language: "en".into(),
         label: "toll".into(),

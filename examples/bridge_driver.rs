@@ -45,6 +45,7 @@ fn run(mode: &str, listen: &str, target: &str, hold: Option<Duration>) -> Result
     let mut config = Config::embedded();
     config.sip.allow_any_source = true;
     config.dial_in_numbers.push(DialInNumber {
+        dtmf_mode: None,
         number: "15550100".into(),
         language: "en".into(),
         label: "test".into(),

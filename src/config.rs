@@ -273,6 +273,10 @@ pub struct DialInNumber {
     /// `bridge.default_profile`, else the embedded bridge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridge: Option<String>,
+    /// DTMF methods listened to for callers of this number; `None`: the
+    /// trunk's, else `dtmf.mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtmf_mode: Option<crate::dtmf::DtmfMode>,
 }
 
 fn default_language() -> String {
@@ -293,6 +297,10 @@ pub struct Trunk {
     pub name: String,
     /// Source networks, e.g. `192.0.2.0/24`, `2001:db8::/32`, or a single address.
     pub sources: Vec<Cidr>,
+    /// DTMF methods listened to for calls from this trunk (a carrier that
+    /// strips telephone-events, say); `None`: `dtmf.mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtmf_mode: Option<crate::dtmf::DtmfMode>,
 }
 
 impl Trunk {
@@ -748,12 +756,14 @@ impl Config {
         Config {
             dial_in_numbers: vec![
                 DialInNumber {
+                    dtmf_mode: None,
                     number: "+1 425 555 0100".into(),
                     language: "en".into(),
                     label: "toll".into(),
                     bridge: None,
                 },
                 DialInNumber {
+                    dtmf_mode: None,
                     number: "+1 800 555 0100".into(),
                     language: "en".into(),
                     label: "toll-free".into(),
@@ -761,6 +771,7 @@ impl Config {
                 },
             ],
             trunks: vec![Trunk {
+                dtmf_mode: None,
                 name: "loopback".into(),
                 sources: vec![
                     Cidr {

@@ -372,6 +372,22 @@ async fn info_id_joins_the_meeting_and_bad_bodies_get_400() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_in_numbers_dtmf_mode_overrides_the_global_one() {
+    let mut c = config(1);
+    for n in &mut c.dial_in_numbers {
+        n.dtmf_mode = Some(dialgate::dtmf::DtmfMode::Info);
+    }
+    let h = start_config(c).await;
+    let mut caller = Caller::dial(&h, true).await;
+    caller.listen(10).await;
+    // Telephone-events are not listened to on this number: a wrong ID sent
+    // that way is no entry at all (`joins` checks no entry failed).
+    caller.key_rfc4733(UNKNOWN_ID).await;
+    caller.key_info(ACTIVE_ID).await;
+    joins(&h, &mut caller).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inband_id_joins_the_meeting() {
     let h = start(1).await;
     let mut caller = Caller::dial(&h, false).await;

@@ -26,6 +26,7 @@ fn config() -> Config {
         },
     ];
     c.dial_in_numbers.push(DialInNumber {
+        dtmf_mode: None,
         number: "+1 555 0100".into(),
         language: "en".into(),
         label: "toll".into(),
@@ -116,6 +117,7 @@ async fn invite_to_unknown_number_gets_404() {
 async fn invite_from_foreign_source_gets_403() {
     let mut c = config();
     c.trunks = vec![Trunk {
+        dtmf_mode: None,
         name: "carrier".into(),
         sources: vec![Cidr {
             network: "10.0.0.0".parse().unwrap(),

@@ -63,8 +63,10 @@ pub struct CallPathSettings {
     pub ivr: IvrSettings,
     /// `[bridge]`: which bridge profile each dial-in number routes to.
     pub bridge: crate::bridge::BridgeSettings,
-    /// The dial-in numbers, for their bridge profile names.
+    /// The dial-in numbers, for their bridge profile names and DTMF modes.
     pub dial_in_numbers: Vec<crate::config::DialInNumber>,
+    /// The trunks, for their DTMF modes.
+    pub trunks: Vec<crate::config::Trunk>,
 }
 
 impl CallPathSettings {
@@ -76,6 +78,7 @@ impl CallPathSettings {
             ivr: config.ivr.clone(),
             bridge: config.bridge.clone(),
             dial_in_numbers: config.dial_in_numbers.clone(),
+            trunks: config.trunks.clone(),
         }
     }
 }
@@ -340,14 +343,28 @@ impl CallPath {
         };
         let params = MediaParams::from_negotiated(media);
         let s = &self.shared.settings;
-        let session = CallSession::new(&s.ivr, &s.dtmf, &s.media, params, early_refusal, now);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let span = tracing::info_span!("ivr", %call_id);
-        let profile_name = s
+        let number = s
             .dial_in_numbers
             .iter()
-            .find(|n| n.digits().as_deref() == Some(dialed))
-            .and_then(|n| n.bridge.as_deref());
+            .find(|n| n.digits().as_deref() == Some(dialed));
+        // The dial-in number's DTMF mode, else the trunk's, else `dtmf.mode`.
+        let mode = number
+            .and_then(|n| n.dtmf_mode)
+            .or_else(|| {
+                s.trunks
+                    .iter()
+                    .find(|t| t.contains(caller.source))
+                    .and_then(|t| t.dtmf_mode)
+            })
+            .unwrap_or(s.dtmf.mode);
+        let dtmf = DtmfSettings {
+            mode,
+            ..s.dtmf.clone()
+        };
+        let session = CallSession::new(&s.ivr, &dtmf, &s.media, params, early_refusal, now);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let span = tracing::info_span!("ivr", %call_id);
+        let profile_name = number.and_then(|n| n.bridge.as_deref());
         let profile = s.bridge.profile_for(profile_name);
         let task = CallTask {
             key: call,

@@ -20,12 +20,14 @@ pub const RTP_MAX: u16 = 48_199;
 pub fn dial_in_numbers() -> Vec<DialInNumber> {
     vec![
         DialInNumber {
+            dtmf_mode: None,
             number: "+44 20 7946 0000".into(),
             language: "en-GB".into(),
             label: "London".into(),
             bridge: None,
         },
         DialInNumber {
+            dtmf_mode: None,
             number: "+1 425 555 0100".into(),
             language: "en-US".into(),
             label: "Redmond".into(),

@@ -16,12 +16,14 @@ const PEER: &str = "127.0.0.1:5070";
 fn settings() -> UaSettings {
     UaSettings {
         dial_in_numbers: vec![DialInNumber {
+            dtmf_mode: None,
             number: "+1 555 0100".into(),
             language: "en".into(),
             label: "toll".into(),
             bridge: None,
         }],
         trunks: vec![Trunk {
+            dtmf_mode: None,
             name: "loopback".into(),
             sources: vec![Cidr {
                 network: "127.0.0.0".parse().unwrap(),
