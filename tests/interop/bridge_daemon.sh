@@ -11,12 +11,14 @@
 #   (info_b2bua_caller.xml) keys the ID with SIP INFO and later hangs up;
 # - refer: a SIPp caller (info_refer_caller.xml) keys the ID with SIP INFO,
 #   takes the REFER (Refer-To must name the ID), reports success with NOTIFY
-#   sipfrag and answers the gateway's BYE;
+#   sipfrag and answers the gateway's BYE; then the same with the ID keyed as
+#   RFC 4733 telephone-events (rfc4733_refer_caller.xml plays a pcap that
+#   dtmf_pcap.py writes);
 # - reset: after `organizer reset-conference-id`, a caller keying the old ID
 #   three times (info_refused_caller.xml) is never transferred and is hung
 #   up on after the goodbye prompt.
 # Fails unless every SIPp run exits 0 and the daemon stops cleanly on
-# SIGTERM. Needs sipp (Debian: sip-tester). Ports: SIP 15260, admin 18280,
+# SIGTERM. Needs sipp (Debian: sip-tester) and python3. Ports: SIP 15260, admin 18280,
 # RTP 45000-45999, SIPp 15280 (bridge) and 15290 (callers).
 set -euo pipefail
 
@@ -30,6 +32,7 @@ conference_id=2718281
 organizer=interop.organizer@example.net
 
 command -v sipp >/dev/null || { echo "sipp not installed (apt-get install sip-tester)"; exit 2; }
+command -v python3 >/dev/null || { echo "python3 not installed"; exit 2; }
 
 cd "$root"
 cargo build --quiet
@@ -108,6 +111,15 @@ bridge_pid=""
 
 echo "== refer"
 caller info_refer_caller 15550201
+
+# SIPp plays pcaps through a raw socket: root or CAP_NET_RAW.
+if [ "$(id -u)" -eq 0 ] || [ "${RFC4733_PCAP:-0}" = 1 ]; then
+    echo "== refer, keys as RFC 4733 telephone-events (pcap)"
+    python3 "$here/dtmf_pcap.py" "$work/dtmf_2718281.pcap" "${conference_id}#"
+    caller rfc4733_refer_caller 15550201
+else
+    echo "== SKIPPED refer with RFC 4733 keys: play_pcap_audio needs root or CAP_NET_RAW (RFC4733_PCAP=1 forces it)"
+fi
 
 echo "== reset: the old ID is refused"
 admin_cli organizer reset-conference-id "$organizer"
